@@ -1,0 +1,11 @@
+/**
+ * effect-omaha: the Omaha v3 update protocol, server, client and binary
+ * self-updater on Effect. Each module is exported as a namespace.
+ */
+export * as Codes from "./protocol/Codes.js"
+export * as Package from "./protocol/Package.js"
+export * as Platform from "./protocol/Platform.js"
+export * as Request from "./protocol/Request.js"
+export * as Response from "./protocol/Response.js"
+export * as Version from "./protocol/Version.js"
+export * as Xml from "./protocol/Xml.js"
