@@ -3,6 +3,7 @@
  * self-updater on Effect. Each module is exported as a namespace.
  */
 export * as Codes from "./protocol/Codes.js"
+export * as ExitCode from "./client/ExitCode.js"
 export * as Package from "./protocol/Package.js"
 export * as Platform from "./protocol/Platform.js"
 export * as Request from "./protocol/Request.js"
