@@ -130,9 +130,12 @@ export type ResponseFields = Omit<ConstructorParameters<typeof Response>[0], "pr
 /** A response with protocol 3.0 and the given fields (server name, daystart, apps). */
 export const make = (fields: ResponseFields = {}): Response => new Response({ protocol: "3.0", ...fields })
 
+/** The `<daystart>` of the current time (read from `Clock`). */
+export const dayStartNow: Effect.Effect<DayStart> = Effect.map(Clock.currentTimeMillis, (now) => dayStartAt(new Date(now)))
+
 /** A response from `server` with the daystart of the current time (read from `Clock`). */
 export const makeNow = (server: string): Effect.Effect<Response> =>
-  Effect.map(Clock.currentTimeMillis, (now) => make({ server, dayStart: dayStartAt(new Date(now)) }))
+  Effect.map(dayStartNow, (dayStart) => make({ server, dayStart }))
 
 /** The response with one more app. */
 export const addApp: {

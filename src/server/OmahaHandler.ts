@@ -1,0 +1,277 @@
+/**
+ * The Omaha update endpoint as an HttpApp, with go-omaha's semantics: POST
+ * only, XML content types only, 1 MiB requests at most (refused with 413
+ * before the body is read), protocol 3.0 only, every app of a request
+ * answered, and the HTTP status taken from the app statuses (200 if any app
+ * is ok, else 500 for `error-internal`, else 400). Codebases are made
+ * absolute from the request's own address, a configured public base URL, or
+ * `X-Forwarded-*` headers from configured trusted proxies only.
+ */
+import { HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { Effect, Option, Schema } from "effect"
+import { describeEvent } from "../client/ExitCode.js"
+import type { AppRequest, Request } from "../protocol/Request.js"
+import * as Response from "../protocol/Response.js"
+import * as Xml from "../protocol/Xml.js"
+import { AppRefused, type NoUpdate, type Update, UpdateRefused, Updater } from "./Updater.js"
+
+/** How the endpoint is configured. */
+export interface Options {
+  /** `response@server`; default `effect-omaha`. */
+  readonly serverName?: string
+  /** An absolute http(s) URL that relative codebases are resolved against, instead of the request's address. */
+  readonly publicBaseUrl?: string
+  /** Peer addresses whose `X-Forwarded-Proto` / `X-Forwarded-Host` headers are believed. */
+  readonly trustedProxies?: ReadonlyArray<string>
+  /** Largest request body in bytes; default 1 MiB. */
+  readonly maxBodyBytes?: number
+}
+
+/** A public base URL that is not an absolute http(s) URL. */
+export class InvalidBaseUrl extends Schema.TaggedError<InvalidBaseUrl>()("InvalidBaseUrl", { url: Schema.String }) {
+  override get message(): string {
+    return `invalid base URL ${JSON.stringify(this.url)}: give an absolute http:// or https:// URL`
+  }
+}
+
+/** A base URL checked to be absolute http(s), ending in "/" so relative codebases go below it. */
+export const parseBaseUrl = (url: string): Effect.Effect<string, InvalidBaseUrl> => {
+  const parsed = URL.canParse(url) ? new URL(url) : undefined
+  if (parsed === undefined || (parsed.protocol !== "http:" && parsed.protocol !== "https:") || parsed.host === "") {
+    return Effect.fail(new InvalidBaseUrl({ url }))
+  }
+  if (!parsed.pathname.endsWith("/")) parsed.pathname += "/"
+  parsed.search = ""
+  parsed.hash = ""
+  return Effect.succeed(parsed.href)
+}
+
+/** The largest request body go-omaha accepts, and our default. */
+export const defaultMaxBodyBytes = 1024 * 1024
+
+/** The content type of every response document. */
+export const xmlContentType = "text/xml; charset=utf-8"
+
+// `text/xml` or `application/xml`, with at most a UTF-8 charset among the parameters.
+const acceptableContentType = (header: string | undefined): boolean => {
+  if (header === undefined || header.trim() === "") return true
+  const [type, ...params] = header.split(";").map((part) => part.trim().toLowerCase())
+  if (type !== "text/xml" && type !== "application/xml") return false
+  return params.every((param) => {
+    const [name, value = ""] = param.split("=", 2).map((s) => s.trim())
+    return name !== "charset" || value.replace(/^"(.*)"$/, "$1") === "utf-8"
+  })
+}
+
+const hostPattern = /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/
+
+const firstValue = (header: string | undefined): string | undefined => header?.split(",", 1)[0]?.trim()
+
+// The scheme and host clients used to reach us, as an origin.
+const requestOrigin = (request: HttpServerRequest.HttpServerRequest, trusted: ReadonlySet<string>) => {
+  const source = request.source as { readonly socket?: { readonly encrypted?: boolean } }
+  let scheme = source.socket?.encrypted === true ? "https" : "http"
+  let host = request.headers["host"]
+  const peer = Option.getOrUndefined(request.remoteAddress)
+  if (peer !== undefined && trusted.has(peer)) {
+    const proto = firstValue(request.headers["x-forwarded-proto"])?.toLowerCase()
+    if (proto === "http" || proto === "https") scheme = proto
+    const forwardedHost = firstValue(request.headers["x-forwarded-host"])
+    if (forwardedHost !== undefined && hostPattern.test(forwardedHost)) host = forwardedHost
+  }
+  return host !== undefined && hostPattern.test(host) ? Option.some(`${scheme}://${host}/`) : Option.none()
+}
+
+const plain = (status: number, text: string, headers: Record<string, string> = {}) =>
+  HttpServerResponse.text(text + "\n", { status, contentType: "text/plain; charset=utf-8", headers })
+
+/** What the handler answered one app, for the request's log line. */
+interface AppLog {
+  readonly appid: string
+  readonly version: string | undefined
+  readonly track: string | undefined
+  readonly machineid: string | undefined
+  readonly answer: string
+  readonly events: ReadonlyArray<string>
+}
+
+/** The HTTP status for a response: 200 if any app is ok, else 500 when the first error is internal, else 400. */
+export const httpStatusOf = (apps: ReadonlyArray<Response.AppResponse>): number => {
+  if (apps.some((app) => app.status === "ok")) return 200
+  return apps[0]?.status === "error-internal" ? 500 : 400
+}
+
+/** The Omaha endpoint (see the module header), served by whatever `Updater` is provided. */
+export const make = (options: Options = {}) =>
+  Effect.gen(function*() {
+    const updater = yield* Updater
+    const serverName = options.serverName ?? "effect-omaha"
+    const maxBodyBytes = options.maxBodyBytes ?? defaultMaxBodyBytes
+    const trusted: ReadonlySet<string> = new Set(options.trustedProxies ?? [])
+    const publicBase = options.publicBaseUrl === undefined ? undefined : yield* parseBaseUrl(options.publicBaseUrl)
+
+    const internalApp = (cause: unknown) =>
+      Effect.as(
+        Effect.logError("Updater.checkApp failed", cause),
+        new AppRefused({ status: "error-internal", reason: "the updater failed" })
+      )
+    const internalUpdate = (cause: unknown) =>
+      Effect.as(
+        Effect.logError("Updater.checkUpdate failed", cause),
+        new UpdateRefused({ status: "error-internal", reason: "the updater failed" })
+      )
+
+    const checkUpdate = (request: Request, app: AppRequest, origin: string) =>
+      updater.checkUpdate(request, app).pipe(
+        Effect.catchAllDefect((cause) => Effect.flip(internalUpdate(cause))),
+        Effect.either,
+        Effect.map((outcome): { readonly response: Response.UpdateResponse; readonly answer: string } => {
+          if (outcome._tag === "Left") {
+            return {
+              response: new Response.UpdateResponse({ status: outcome.left.status }),
+              answer: outcome.left.message
+            }
+          }
+          const result: Update | NoUpdate = outcome.right
+          if (result._tag === "NoUpdate") {
+            return {
+              response: new Response.UpdateResponse({ status: "noupdate" }),
+              answer: result.reason === undefined ? "noupdate" : `noupdate: ${result.reason}`
+            }
+          }
+          const manifests = app.multiManifestOk === true ? result.manifests : [result.manifests[0]]
+          const urls = result.codebases.flatMap((codebase) =>
+            URL.canParse(codebase, origin) ? [new Response.Url({ codebase: new URL(codebase, origin).href })] : []
+          )
+          if (urls.length === 0) {
+            return {
+              response: new Response.UpdateResponse({ status: "error-internal" }),
+              answer: `error-internal: the updater gave no usable codebase (${result.codebases.join(", ")})`
+            }
+          }
+          return {
+            response: new Response.UpdateResponse({
+              status: "ok",
+              urls,
+              manifests,
+              ...(result.pollInterval === undefined ? {} : { pollInterval: result.pollInterval })
+            }),
+            answer: `update to ${manifests.map((m) => m.version).join(", ")}`
+          }
+        })
+      )
+
+    const serveApp = (request: Request, app: AppRequest, origin: string) =>
+      Effect.gen(function*() {
+        const events = app.events.map(describeEvent)
+        const log = (answer: string): AppLog => ({
+          appid: app.appId,
+          version: app.version,
+          track: app.track,
+          machineid: app.machineId,
+          answer,
+          events
+        })
+        const refused = yield* updater.checkApp(request, app).pipe(
+          Effect.catchAllDefect((cause) => Effect.flip(internalApp(cause))),
+          Effect.flip,
+          Effect.option
+        )
+        if (Option.isSome(refused)) {
+          return {
+            response: new Response.AppResponse({ appId: app.appId, status: refused.value.status }),
+            log: log(refused.value.message)
+          }
+        }
+        const update = app.updateCheck === undefined ? undefined : yield* checkUpdate(request, app, origin)
+        if (app.ping !== undefined) {
+          yield* updater.ping(request, app).pipe(Effect.catchAllCause((cause) => Effect.logError("Updater.ping failed", cause)))
+        }
+        for (const event of app.events) {
+          yield* updater.event(request, app, event).pipe(
+            Effect.catchAllCause((cause) => Effect.logError("Updater.event failed", cause))
+          )
+        }
+        return {
+          response: new Response.AppResponse({
+            appId: app.appId,
+            status: "ok",
+            ...(update === undefined ? {} : { updateCheck: update.response }),
+            ...(app.ping === undefined ? {} : { ping: Response.ok }),
+            events: app.events.map(() => Response.ok)
+          }),
+          log: log(update === undefined ? "ok" : update.answer)
+        }
+      })
+
+    // Every app gets `error-unsupportedProtocol` and nothing is recorded.
+    const unsupportedProtocol = (request: Request) =>
+      request.apps.map((app) =>
+        new Response.AppResponse({
+          appId: app.appId,
+          status: "ok",
+          ...(app.updateCheck === undefined ? {} : {
+            updateCheck: new Response.UpdateResponse({ status: "error-unsupportedProtocol" })
+          })
+        })
+      )
+
+    const refuse = (status: number, reason: string, headers: Record<string, string> = {}) =>
+      Effect.as(Effect.logWarning(`refused: ${reason}`).pipe(Effect.annotateLogs("status", status)), plain(status, reason, headers))
+
+    return Effect.gen(function*() {
+      const http = yield* HttpServerRequest.HttpServerRequest
+      if (http.method !== "POST") {
+        return yield* refuse(405, `method ${http.method} not allowed: the update endpoint takes POST`, { allow: "POST" })
+      }
+      const contentType = http.headers["content-type"]
+      if (!acceptableContentType(contentType)) {
+        return yield* refuse(400, `unsupported content type ${JSON.stringify(contentType)}: send text/xml in UTF-8`)
+      }
+      const declared = http.headers["content-length"]
+      if (declared !== undefined && !(/^\d+$/.test(declared) && Number(declared) <= maxBodyBytes)) {
+        return yield* refuse(
+          /^\d+$/.test(declared) ? 413 : 400,
+          /^\d+$/.test(declared)
+            ? `request body of ${declared} bytes is over the ${maxBodyBytes}-byte limit`
+            : "invalid Content-Length",
+          { connection: "close" }
+        )
+      }
+      const body = yield* http.arrayBuffer.pipe(Effect.either)
+      if (body._tag === "Left") {
+        return yield* refuse(413, `request body could not be read within the ${maxBodyBytes}-byte limit`, {
+          connection: "close"
+        })
+      }
+      const decoded = yield* Xml.decodeRequest(new Uint8Array(body.right), { ...Xml.defaultLimits, maxBytes: maxBodyBytes })
+        .pipe(Effect.either)
+      if (decoded._tag === "Left") return yield* refuse(400, `bad Omaha request: ${decoded.left.message}`)
+      const request = decoded.right
+
+      const base = publicBase === undefined ? requestOrigin(http, trusted) : Option.some(publicBase)
+      if (Option.isNone(base)) {
+        return yield* refuse(400, "missing or invalid Host header: cannot tell clients where the packages are")
+      }
+      const served = request.protocol === "3.0"
+        ? yield* Effect.forEach(request.apps, (app) => serveApp(request, app, base.value))
+        : undefined
+      const apps = served === undefined ? unsupportedProtocol(request) : served.map((s) => s.response)
+      const status = served === undefined ? 400 : httpStatusOf(apps)
+      const response = Response.make({ server: serverName, dayStart: yield* Response.dayStartNow, apps })
+      const xml = yield* Xml.encodeResponse(response)
+      yield* Effect.logInfo("omaha").pipe(
+        Effect.annotateLogs({
+          status,
+          protocol: request.protocol,
+          apps: served === undefined ? "unsupported protocol" : served.map((s) => s.log)
+        })
+      )
+      return HttpServerResponse.text(xml, { status, contentType: xmlContentType })
+    }).pipe(
+      HttpServerRequest.withMaxBodySize(Option.some(maxBodyBytes)),
+      Effect.catchAllCause((cause) =>
+        Effect.as(Effect.logError("omaha request failed", cause), plain(500, "internal server error"))
+      )
+    )
+  })

@@ -1,0 +1,64 @@
+/**
+ * The simplest useful backend: one payload, offered to every app whose
+ * version is lower than the payload's. Clients that send `ForcedUpdate`
+ * (Chrome OS's way of asking for any update) count as lower than everything.
+ * A version we cannot read gets `noupdate` and a warning, never an error
+ * status: update_engine turns any error status into its error 34.
+ */
+import { Effect, Layer, Option } from "effect"
+import { PackageFacts, toPackage } from "../protocol/Package.js"
+import * as Response from "../protocol/Response.js"
+import * as Version from "../protocol/Version.js"
+import { NoUpdate, Update, Updater } from "./Updater.js"
+
+/** The payload a trivial server offers. */
+export interface Payload {
+  /** The name the package is served under (`/packages/<name>`). */
+  readonly name: string
+  /** The payload's version; clients with a lower version are offered it. */
+  readonly version: Version.Version
+  readonly facts: PackageFacts
+}
+
+/** The version string with which a client asks for an update whatever its version. */
+export const forcedUpdate = "ForcedUpdate"
+
+/** The manifest for a payload: its package and update_engine's `postinstall` action. */
+export const manifestFor = (payload: Payload): Response.Manifest =>
+  new Response.Manifest({
+    version: payload.version.text,
+    packages: [toPackage(payload.facts, payload.name)],
+    actions: [
+      new Response.Action({ event: "postinstall", sha256: payload.facts.sha256, disablePayloadBackoff: true })
+    ]
+  })
+
+/** Codebase of the payloads, relative to the server's public address. */
+export const codebase = "packages/"
+
+/** The `Updater` for one payload (see the module header). */
+export const layer = (payload: Payload): Layer.Layer<Updater> => {
+  const update = new Update({ codebases: [codebase], manifests: [manifestFor(payload)] })
+  return Layer.succeed(Updater, {
+    checkApp: () => Effect.void,
+    checkUpdate: (_, app) => {
+      const version = app.version ?? ""
+      if (version === forcedUpdate) return Effect.succeed(update)
+      return Option.match(Version.parseOption(version), {
+        onNone: () =>
+          Effect.as(
+            Effect.logWarning(`app ${app.appId} sent version ${JSON.stringify(version)}, which is not a version`),
+            new NoUpdate({ reason: `unreadable version ${JSON.stringify(version)}` })
+          ),
+        onSome: (current) =>
+          Effect.succeed(
+            Version.lessThan(current, payload.version)
+              ? update
+              : new NoUpdate({ reason: `${version} is not older than ${payload.version.text}` })
+          )
+      })
+    },
+    event: () => Effect.void,
+    ping: () => Effect.void
+  })
+}

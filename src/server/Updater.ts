@@ -1,0 +1,81 @@
+/**
+ * The backend an Omaha server asks about each app of a request: whether the
+ * app is known, whether an update is offered, and what the client reported
+ * (pings and events). Implementations decide; the handler turns their typed
+ * outcomes into the response document.
+ */
+import { Context, Data, Effect, Layer, Schema } from "effect"
+import type { NonEmptyReadonlyArray } from "effect/Array"
+import type { AppRequest, EventRequest, Request } from "../protocol/Request.js"
+import type { Manifest } from "../protocol/Response.js"
+
+/** An app the server will not serve: its `app@status` and, for logs, why. */
+export class AppRefused extends Schema.TaggedError<AppRefused>()("AppRefused", {
+  status: Schema.Literal(
+    "restricted",
+    "error-unknownApplication",
+    "error-invalidAppId",
+    "error-invalidVersion",
+    "error-internal"
+  ),
+  reason: Schema.optionalWith(Schema.String, { exact: true })
+}) {
+  override get message(): string {
+    return this.reason === undefined ? this.status : `${this.status}: ${this.reason}`
+  }
+}
+
+/** An update check the server answers with an error status, and for logs, why. */
+export class UpdateRefused extends Schema.TaggedError<UpdateRefused>()("UpdateRefused", {
+  status: Schema.Literal(
+    "error-osnotsupported",
+    "error-unsupportedProtocol",
+    "error-pluginRestrictedHost",
+    "error-hash",
+    "error-internal",
+    "error-hwnotsupported"
+  ),
+  reason: Schema.optionalWith(Schema.String, { exact: true })
+}) {
+  override get message(): string {
+    return this.reason === undefined ? this.status : `${this.status}: ${this.reason}`
+  }
+}
+
+/** No update for this app now (`updatecheck status="noupdate"`); `reason` is for logs only. */
+export class NoUpdate extends Data.TaggedClass("NoUpdate")<{ readonly reason?: string }> {}
+
+/**
+ * An update to offer: where the packages are (codebases; relative ones are
+ * resolved against the server's public address) and one manifest, or several
+ * for a multi-step update (floors first, the target last).
+ */
+export class Update extends Data.TaggedClass("Update")<{
+  readonly codebases: NonEmptyReadonlyArray<string>
+  readonly manifests: NonEmptyReadonlyArray<Manifest>
+  /** Seconds until the client should check again, if the server wants to say. */
+  readonly pollInterval?: number
+}> {}
+
+/** What a backend answers for each app of a request. */
+export interface UpdaterService {
+  /** Whether the app may be served at all. */
+  readonly checkApp: (request: Request, app: AppRequest) => Effect.Effect<void, AppRefused>
+  /** The answer to the app's update check. */
+  readonly checkUpdate: (request: Request, app: AppRequest) => Effect.Effect<Update | NoUpdate, UpdateRefused>
+  /** Records an event the app reported. */
+  readonly event: (request: Request, app: AppRequest, event: EventRequest) => Effect.Effect<void>
+  /** Records an app's ping. */
+  readonly ping: (request: Request, app: AppRequest) => Effect.Effect<void>
+}
+
+/** The backend of an Omaha server. */
+export class Updater extends Context.Tag("effect-omaha/server/Updater")<Updater, UpdaterService>() {}
+
+/** A backend that serves every app and never offers an update. */
+export const layerNoUpdate: Layer.Layer<Updater> = Layer.succeed(Updater, {
+  checkApp: () => Effect.void,
+  checkUpdate: () => Effect.succeed(new NoUpdate({})),
+  event: () => Effect.void,
+  ping: () => Effect.void
+})

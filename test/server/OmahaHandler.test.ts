@@ -1,0 +1,287 @@
+import { NodeContext } from "@effect/platform-node"
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Layer } from "effect"
+import { OmahaHandler, Response, Updater, Xml } from "effect-omaha"
+import { readFixture } from "../fixtures.js"
+import { post, raw, send, startServer } from "./support.js"
+
+const decode = (text: string) => Effect.runSync(Xml.decodeResponse(text))
+
+const manifest = (version: string) =>
+  new Response.Manifest({
+    version,
+    packages: [new Response.Package({ name: "update.gz", hash: "x", size: 10, required: true })],
+    actions: [new Response.Action({ event: "postinstall", sha256: "y" })]
+  })
+
+interface Seen {
+  readonly events: Array<string>
+  readonly pings: Array<string>
+}
+
+// A backend scripted per app id: "refused-*" apps are refused with the status
+// after the prefix, "update" apps get a two-step update, "boom" dies.
+const scripted = (seen: Seen) =>
+  Layer.succeed(Updater.Updater, {
+    checkApp: (_, app) => {
+      if (app.appId === "boom") return Effect.die("backend exploded")
+      const refused = /^refused-(.*)$/.exec(app.appId)?.[1]
+      return refused === undefined
+        ? Effect.void
+        : Effect.fail(new Updater.AppRefused({ status: refused as Updater.AppRefused["status"], reason: "scripted" }))
+    },
+    checkUpdate: (_, app) =>
+      app.appId === "update"
+        ? Effect.succeed(
+          new Updater.Update({ codebases: ["packages/", "http://mirror.example/p/"], manifests: [manifest("2.0.0"), manifest("3.0.0")] })
+        )
+        : app.appId === "hash"
+        ? Effect.fail(new Updater.UpdateRefused({ status: "error-hash" }))
+        : app.appId === "update-boom"
+        ? Effect.die("checkUpdate exploded")
+        : Effect.succeed(new Updater.NoUpdate({})),
+    event: (_, app, event) => Effect.sync(() => void seen.events.push(`${app.appId}:${event.eventType}/${event.eventResult}`)),
+    ping: (_, app) => Effect.sync(() => void seen.pings.push(app.appId))
+  })
+
+const requestFor = (apps: string, attrs = "") =>
+  `<?xml version="1.0" encoding="UTF-8"?><request protocol="3.0"${attrs}>${apps}</request>`
+
+const app = (id: string, inner = `<updatecheck/>`, attrs = "") => `<app appid="${id}" version="1.0.0"${attrs}>${inner}</app>`
+
+const withServer = <A>(
+  f: (server: { base: string; seen: Seen }) => Effect.Effect<A, unknown>,
+  options: Parameters<typeof startServer>[0] = {}
+) =>
+  Effect.gen(function*() {
+    const seen: Seen = { events: [], pings: [] }
+    const { base } = yield* startServer(options, scripted(seen))
+    return yield* f({ base, seen })
+  }).pipe(Effect.scoped, Effect.provide(NodeContext.layer))
+
+const call = <A>(promise: () => Promise<A>) => Effect.promise(promise)
+
+describe("OmahaHandler", () => {
+  it.effect("checks a public base URL and puts codebases below it", () =>
+    Effect.gen(function*() {
+      expect(yield* OmahaHandler.parseBaseUrl("https://updates.example/omaha?x#y")).toBe("https://updates.example/omaha/")
+      for (const bad of ["updates.example", "ftp://updates.example/", "/relative", "http://"]) {
+        const error = yield* Effect.flip(OmahaHandler.parseBaseUrl(bad))
+        expect(error._tag, bad).toBe("InvalidBaseUrl")
+      }
+    }))
+
+  it.live("answers every app, ping and event, with HTTP 200 when any app is ok", () =>
+    withServer(({ base, seen }) =>
+      Effect.gen(function*() {
+        const reply = yield* call(() =>
+          post(
+            base,
+            requestFor(
+              app("a", `<ping active="1"/><updatecheck/><event eventtype="3" eventresult="2"/><event eventtype="14" eventresult="1"/>`) +
+                app("refused-error-unknownApplication", `<ping/><event eventtype="3" eventresult="1"/>`) +
+                app("hash")
+            )
+          )
+        )
+        expect(reply.status).toBe(200)
+        expect(reply.headers["content-type"]).toBe("text/xml; charset=utf-8")
+        expect(reply.text.startsWith(`<?xml version="1.0" encoding="UTF-8"?>\n<response protocol="3.0" server="effect-omaha">`))
+          .toBe(true)
+        const response = decode(reply.text)
+        expect(response.apps.map((a) => [a.appId, a.status])).toEqual([
+          ["a", "ok"],
+          ["refused-error-unknownApplication", "error-unknownApplication"],
+          ["hash", "ok"]
+        ])
+        const [a, refused, hash] = response.apps
+        expect(a!.ping).toStrictEqual(Response.ok)
+        expect(a!.events).toStrictEqual([Response.ok, Response.ok])
+        expect(a!.updateCheck).toStrictEqual(new Response.UpdateResponse({ status: "noupdate" }))
+        expect(refused!.ping).toBeUndefined()
+        expect(refused!.events).toEqual([])
+        expect(hash!.updateCheck!.status).toBe("error-hash")
+        expect(seen.events).toEqual(["a:3/2", "a:14/1"])
+        expect(seen.pings).toEqual(["a"])
+      })
+    ))
+
+  it.live("uses 400 when no app is ok, 500 when the first error is internal", () =>
+    withServer(({ base }) =>
+      Effect.gen(function*() {
+        const unknown = yield* call(() =>
+          post(base, requestFor(app("refused-error-unknownApplication") + app("refused-error-internal")))
+        )
+        expect(unknown.status).toBe(400)
+        const internal = yield* call(() =>
+          post(base, requestFor(app("refused-error-internal") + app("refused-error-unknownApplication")))
+        )
+        expect(internal.status).toBe(500)
+        const empty = yield* call(() => post(base, requestFor("")))
+        expect(empty.status).toBe(400)
+        expect(decode(empty.text).apps).toEqual([])
+      })
+    ))
+
+  it.live("answers error-internal when the backend dies, and keeps serving", () =>
+    withServer(({ base }) =>
+      Effect.gen(function*() {
+        const reply = yield* call(() => post(base, requestFor(app("boom") + app("update-boom"))))
+        // The second app is ok (only its update check failed), so HTTP says 200.
+        expect(reply.status).toBe(200)
+        const [boom, updateBoom] = decode(reply.text).apps
+        expect(boom!.status).toBe("error-internal")
+        expect(updateBoom!.status).toBe("ok")
+        expect(updateBoom!.updateCheck!.status).toBe("error-internal")
+        const allDead = yield* call(() => post(base, requestFor(app("boom"))))
+        expect(allDead.status).toBe(500)
+        expect((yield* call(() => post(base, requestFor(app("a"))))).status).toBe(200)
+      })
+    ))
+
+  it.live("sends every manifest only to apps that accept several", () =>
+    withServer(({ base }) =>
+      Effect.gen(function*() {
+        const single = decode((yield* call(() => post(base, requestFor(app("update"))))).text)
+        expect(single.apps[0]!.updateCheck!.manifests.map((m) => m.version)).toEqual(["2.0.0"])
+        const multi = decode(
+          (yield* call(() => post(base, requestFor(app("update", `<updatecheck/>`, ` multi_manifest_ok="true"`))))).text
+        )
+        expect(multi.apps[0]!.updateCheck!.manifests.map((m) => m.version)).toEqual(["2.0.0", "3.0.0"])
+      })
+    ))
+
+  it.live("makes codebases absolute from the Host header, never trusting X-Forwarded-* from strangers", () =>
+    withServer(({ base }) =>
+      Effect.gen(function*() {
+        const reply = yield* call(() =>
+          post(base, requestFor(app("update")), {
+            host: "updates.example:8080",
+            "x-forwarded-proto": "https",
+            "x-forwarded-host": "evil.example"
+          })
+        )
+        expect(decode(reply.text).apps[0]!.updateCheck!.urls.map((u) => u.codebase)).toEqual([
+          "http://updates.example:8080/packages/",
+          "http://mirror.example/p/"
+        ])
+        const badHost = yield* call(() => post(base, requestFor(app("update")), { host: "a b\"<c" }))
+        expect(badHost.status).toBe(400)
+        expect(badHost.text).toBe("missing or invalid Host header: cannot tell clients where the packages are\n")
+      })
+    ))
+
+  it.live("believes X-Forwarded-Proto and -Host from trusted proxies", () =>
+    withServer(
+      ({ base }) =>
+        Effect.gen(function*() {
+          const reply = yield* call(() =>
+            post(base, requestFor(app("update")), {
+              host: "internal:8000",
+              "x-forwarded-proto": "https",
+              "x-forwarded-host": "updates.example, proxy.internal"
+            })
+          )
+          expect(decode(reply.text).apps[0]!.updateCheck!.urls[0]!.codebase).toBe("https://updates.example/packages/")
+        }),
+      { trustedProxies: ["127.0.0.1", "::ffff:127.0.0.1"] }
+    ))
+
+  it.live("resolves codebases against a configured public base URL", () =>
+    withServer(
+      ({ base }) =>
+        Effect.gen(function*() {
+          const reply = yield* call(() => post(base, requestFor(app("update")), { host: "ignored:1" }))
+          expect(decode(reply.text).apps[0]!.updateCheck!.urls[0]!.codebase).toBe(
+            "https://updates.example/omaha/packages/"
+          )
+        }),
+      { publicBaseUrl: "https://updates.example/omaha", serverName: "test-server" }
+    ))
+
+  it.live("tells the client's day from the server clock", () =>
+    withServer(({ base }) =>
+      Effect.gen(function*() {
+        const before = Response.dayStartAt(new Date())
+        const response = decode((yield* call(() => post(base, requestFor(app("a"))))).text)
+        const after = Response.dayStartAt(new Date())
+        const day = response.dayStart!
+        expect([before.elapsedDays, after.elapsedDays]).toContain(day.elapsedDays)
+        expect(day.elapsedSeconds!).toBeGreaterThanOrEqual(Math.min(before.elapsedSeconds!, after.elapsedSeconds!))
+        expect(day.elapsedSeconds!).toBeLessThanOrEqual(Math.max(before.elapsedSeconds!, after.elapsedSeconds!))
+      })
+    ))
+
+  it.live("refuses other protocols with error-unsupportedProtocol and records nothing", () =>
+    withServer(({ base, seen }) =>
+      Effect.gen(function*() {
+        const reply = yield* call(() =>
+          post(
+            base,
+            `<request protocol="2.0">${app("a", `<updatecheck/><ping/><event eventtype="3" eventresult="1"/>`)}</request>`
+          )
+        )
+        expect(reply.status).toBe(400)
+        const [a] = decode(reply.text).apps
+        expect(a!.updateCheck!.status).toBe("error-unsupportedProtocol")
+        expect(a!.ping).toBeUndefined()
+        expect(seen.events).toEqual([])
+        expect(seen.pings).toEqual([])
+      })
+    ))
+
+  it.live("takes POST only, XML content types only", () =>
+    withServer(({ base }) =>
+      Effect.gen(function*() {
+        const get = yield* call(() => send(base, { path: "/v1/update/" }))
+        expect(get.status).toBe(405)
+        expect(get.headers["allow"]).toBe("POST")
+        const noSlash = yield* call(() => send(base, { method: "POST", path: "/v1/update", body: requestFor(app("a")) }))
+        expect(noSlash.status).toBe(200)
+        const body = requestFor(app("a"))
+        for (const type of ["application/xml", "text/xml; charset=UTF-8", "text/xml;charset=\"utf-8\""]) {
+          expect((yield* call(() => post(base, body, { "content-type": type }))).status, type).toBe(200)
+        }
+        for (const type of ["application/json", "text/plain", "text/xml; charset=iso-8859-1"]) {
+          const reply = yield* call(() => post(base, body, { "content-type": type }))
+          expect(reply.status, type).toBe(400)
+          expect(reply.text).toMatch(/^unsupported content type/)
+        }
+      })
+    ))
+
+  it.live("refuses a body over 1 MiB with 413 before reading it", () =>
+    withServer(({ base }) =>
+      Effect.gen(function*() {
+        // Only the headers are sent: the answer must not wait for the body.
+        const answer = yield* call(() =>
+          raw(
+            base,
+            "POST /v1/update/ HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\nContent-Length: 2097152\r\n\r\n"
+          )
+        )
+        expect(answer.toString("latin1")).toMatch(/^HTTP\/1\.1 413 /)
+        const chunked = Buffer.concat([
+          Buffer.from("POST /v1/update/ HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\nTransfer-Encoding: chunked\r\n\r\n"),
+          Buffer.from(`200000\r\n${"x".repeat(0x200000)}\r\n0\r\n\r\n`)
+        ])
+        // Without a Content-Length the limit applies while reading; the
+        // connection is closed, and the 413 may be lost to the reset.
+        const streamed = yield* call(() => raw(base, chunked))
+        expect(streamed.toString("latin1")).toMatch(/^$|^HTTP\/1\.1 413 /)
+        expect((yield* call(() => post(base, requestFor(app("a"))))).status).toBe(200)
+      })
+    ))
+
+  it.live("answers malformed documents with 400 and the reason", () =>
+    withServer(({ base }) =>
+      Effect.gen(function*() {
+        const reply = yield* call(() => post(base, readFixture("omaha/malformed/response-quote-in-name.xml")))
+        expect(reply.status).toBe(400)
+        expect(reply.text).toBe("bad Omaha request: malformed XML at line 2, column 1: invalid element name \"response\\\"\"\n")
+        const wrongRoot = yield* call(() => post(base, readFixture("omaha/update-engine/update/response.xml")))
+        expect(wrongRoot.status).toBe(400)
+        expect(wrongRoot.text).toMatch(/expected a <request> element/)
+      })
+    ))
+})

@@ -1,0 +1,203 @@
+import { NodeContext } from "@effect/platform-node"
+import { describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { PackageFiles, Updater } from "effect-omaha"
+import * as Crypto from "node:crypto"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { raw, send, startServer } from "./support.js"
+
+const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "effect-omaha-files-"))
+const payload = Crypto.randomBytes(3 * 1024 * 1024 + 123)
+const payloadPath = Path.join(dir, "payload.bin")
+Fs.writeFileSync(payloadPath, payload)
+Fs.writeFileSync(Path.join(dir, "secret.txt"), "not for you")
+const emptyPath = Path.join(dir, "empty.bin")
+Fs.writeFileSync(emptyPath, "")
+
+const withFiles = <A>(f: (base: string, files: PackageFiles.PackageFiles) => Effect.Effect<A, unknown>) =>
+  Effect.gen(function*() {
+    const files = yield* PackageFiles.make([
+      { name: "update.gz", path: payloadPath },
+      { name: "empty.gz", path: emptyPath }
+    ])
+    const { base } = yield* startServer({ packages: files }, Updater.layerNoUpdate)
+    return yield* f(base, files)
+  }).pipe(Effect.scoped, Effect.provide(NodeContext.layer))
+
+const call = <A>(promise: () => Promise<A>) => Effect.promise(promise)
+const get = (base: string, headers: Record<string, string> = {}, method = "GET", path = "/packages/update.gz") =>
+  call(() => send(base, { method, path, headers }))
+
+describe("parseRange", () => {
+  it("reads single, open-ended and suffix ranges", () => {
+    expect(PackageFiles.parseRange(undefined, 100)).toEqual({ _tag: "Whole" })
+    expect(PackageFiles.parseRange("bytes=0-9", 100)).toEqual({ _tag: "Part", start: 0, end: 9 })
+    expect(PackageFiles.parseRange("bytes=90-", 100)).toEqual({ _tag: "Part", start: 90, end: 99 })
+    expect(PackageFiles.parseRange("bytes=90-1000", 100)).toEqual({ _tag: "Part", start: 90, end: 99 })
+    expect(PackageFiles.parseRange("bytes=-10", 100)).toEqual({ _tag: "Part", start: 90, end: 99 })
+    expect(PackageFiles.parseRange("bytes=-1000", 100)).toEqual({ _tag: "Part", start: 0, end: 99 })
+  })
+
+  it("refuses ranges past the end and ignores what it cannot serve as one range", () => {
+    expect(PackageFiles.parseRange("bytes=100-", 100)).toEqual({ _tag: "Unsatisfiable" })
+    expect(PackageFiles.parseRange("bytes=-0", 100)).toEqual({ _tag: "Unsatisfiable" })
+    expect(PackageFiles.parseRange("bytes=0-", 0)).toEqual({ _tag: "Unsatisfiable" })
+    for (const ignored of ["bytes=0-1,5-6", "items=0-1", "bytes=5-1", "bytes=-", "bytes=a-b", "0-1"]) {
+      expect(PackageFiles.parseRange(ignored, 100), ignored).toEqual({ _tag: "Whole" })
+    }
+  })
+})
+
+describe("PackageFiles", () => {
+  it.live("serves the whole file with its validators and no content encoding", () =>
+    withFiles((base) =>
+      Effect.gen(function*() {
+        const reply = yield* get(base, { "accept-encoding": "gzip, br" })
+        expect(reply.status).toBe(200)
+        expect(reply.body.equals(payload)).toBe(true)
+        expect(reply.headers["content-length"]).toBe(String(payload.length))
+        expect(reply.headers["content-encoding"]).toBeUndefined()
+        expect(reply.headers["accept-ranges"]).toBe("bytes")
+        expect(reply.headers["content-type"]).toBe("application/octet-stream")
+        expect(reply.headers["etag"]).toMatch(/^"[0-9a-f]+-[0-9a-f]+"$/)
+        expect(new Date(reply.headers["last-modified"]!).getTime()).toBe(
+          Math.floor(Fs.statSync(payloadPath).mtimeMs / 1000) * 1000
+        )
+        const head = yield* get(base, {}, "HEAD")
+        expect(head.status).toBe(200)
+        expect(head.body.length).toBe(0)
+        expect(head.headers["content-length"]).toBe(String(payload.length))
+        expect(head.headers["etag"]).toBe(reply.headers["etag"])
+      })
+    ))
+
+  it.live("serves byte ranges with 206 and refuses unsatisfiable ones with 416", () =>
+    withFiles((base) =>
+      Effect.gen(function*() {
+        const size = payload.length
+        const cases: Array<[string, number, number]> = [
+          ["bytes=0-0", 0, 0],
+          ["bytes=1000-2047", 1000, 2047],
+          [`bytes=${size - 10}-`, size - 10, size - 1],
+          ["bytes=-5", size - 5, size - 1],
+          ["bytes=1048570-", 1048570, size - 1]
+        ]
+        for (const [range, start, end] of cases) {
+          const reply = yield* get(base, { range })
+          expect(reply.status, range).toBe(206)
+          expect(reply.headers["content-range"], range).toBe(`bytes ${start}-${end}/${size}`)
+          expect(reply.headers["content-length"], range).toBe(String(end - start + 1))
+          expect(reply.body.equals(payload.subarray(start, end + 1)), range).toBe(true)
+        }
+        const past = yield* get(base, { range: `bytes=${size}-` })
+        expect(past.status).toBe(416)
+        expect(past.headers["content-range"]).toBe(`bytes */${size}`)
+        const several = yield* get(base, { range: "bytes=0-1,3-4" })
+        expect(several.status).toBe(200)
+        expect(several.body.length).toBe(size)
+      })
+    ))
+
+  it.live("puts exactly Content-Length bytes on the wire for a range, keeping the connection usable", () =>
+    withFiles((base) =>
+      Effect.gen(function*() {
+        const request = "GET /packages/update.gz HTTP/1.1\r\nHost: x\r\nRange: bytes=10-14\r\n\r\n"
+        const wire = yield* call(() => raw(base, request + request))
+        const text = wire.toString("latin1")
+        const responses = text.split("HTTP/1.1 206 ").slice(1)
+        expect(responses.length).toBe(2)
+        const expected = payload.subarray(10, 15).toString("latin1")
+        for (const response of responses) {
+          const [, body] = response.split("\r\n\r\n", 2)
+          expect(body!.startsWith(expected)).toBe(true)
+        }
+        const afterLast = text.slice(text.lastIndexOf("\r\n\r\n") + 4)
+        expect(afterLast).toBe(expected)
+      })
+    ))
+
+  it.live("honours If-Range and If-None-Match", () =>
+    withFiles((base) =>
+      Effect.gen(function*() {
+        const { headers } = yield* get(base, {}, "HEAD")
+        const etag = headers["etag"]!
+        expect((yield* get(base, { range: "bytes=0-9", "if-range": etag })).status).toBe(206)
+        expect((yield* get(base, { range: "bytes=0-9", "if-range": headers["last-modified"]! })).status).toBe(206)
+        const stale = yield* get(base, { range: "bytes=0-9", "if-range": "\"other\"" })
+        expect(stale.status).toBe(200)
+        expect(stale.body.length).toBe(payload.length)
+        expect((yield* get(base, { "if-none-match": etag })).status).toBe(304)
+        expect((yield* get(base, { "if-none-match": "\"other\"" })).status).toBe(200)
+      })
+    ))
+
+  it.live("serves registered names only: 404 for anything else, 405 for other methods", () =>
+    withFiles((base) =>
+      Effect.gen(function*() {
+        const probes = [
+          "/packages/secret.txt",
+          "/packages/../secret.txt",
+          "/packages/%2e%2e%2fsecret.txt",
+          "/packages/..%2fpayload.bin",
+          "/packages/payload.bin",
+          "/packages/update.gz/",
+          "/packages/update.gz%00",
+          "/packages/%E0%A4%A",
+          "/packages/",
+          "/update.gz",
+          payloadPath
+        ]
+        for (const path of probes) {
+          const reply = yield* call(() => send(base, { path }))
+          expect(reply.status, path).toBe(404)
+          expect(reply.body.includes(Buffer.from("not for you")), path).toBe(false)
+        }
+        const traversal = yield* call(() => raw(base, "GET /packages/../../../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n"))
+        expect(traversal.toString("latin1")).toMatch(/^HTTP\/1\.1 404 /)
+        for (const method of ["POST", "PUT", "DELETE"]) {
+          const reply = yield* get(base, {}, method)
+          expect(reply.status, method).toBe(405)
+          expect(reply.headers["allow"]).toBe("GET, HEAD")
+        }
+        const query = yield* call(() => send(base, { path: "/packages/update.gz?x=1" }))
+        expect(query.status).toBe(200)
+      })
+    ))
+
+  it.live("serves an empty file, whose every range is unsatisfiable", () =>
+    withFiles((base) =>
+      Effect.gen(function*() {
+        const whole = yield* get(base, {}, "GET", "/packages/empty.gz")
+        expect([whole.status, whole.body.length, whole.headers["content-length"]]).toEqual([200, 0, "0"])
+        expect((yield* get(base, { range: "bytes=0-" }, "GET", "/packages/empty.gz")).status).toBe(416)
+      })
+    ))
+
+  it.live("refuses to serve a payload that changed on disk since it was registered", () =>
+    Effect.gen(function*() {
+      const path = Path.join(dir, "changing.bin")
+      Fs.writeFileSync(path, "version one")
+      const files = yield* PackageFiles.make([{ name: "c.gz", path }])
+      const { base } = yield* startServer({ packages: files }, Updater.layerNoUpdate)
+      expect((yield* call(() => send(base, { path: "/packages/c.gz" }))).text).toBe("version one")
+      Fs.writeFileSync(path, "version two, longer")
+      const reply = yield* call(() => send(base, { path: "/packages/c.gz" }))
+      expect(reply.status).toBe(503)
+      expect(reply.text).toMatch(/changed on disk/)
+    }).pipe(Effect.scoped, Effect.provide(NodeContext.layer)))
+
+  it.effect("refuses bad names and unreadable files when registering", () =>
+    Effect.gen(function*() {
+      for (const name of ["", ".hidden", "a/b", "..", "a\\b", "x\ny"]) {
+        const error = yield* Effect.flip(PackageFiles.make([{ name, path: payloadPath }]))
+        expect(error._tag, name).toBe("InvalidPackageName")
+      }
+      const missing = yield* Effect.flip(PackageFiles.make([{ name: "u.gz", path: Path.join(dir, "nope") }]))
+      expect(missing._tag).toBe("PackageFileUnavailable")
+      expect(missing.message).toMatch(/^cannot serve .*nope: /)
+      const directory = yield* Effect.flip(PackageFiles.make([{ name: "u.gz", path: dir }]))
+      expect(directory.message).toMatch(/not a regular file \(directory\)/)
+    }).pipe(Effect.provide(NodeContext.layer)))
+})
