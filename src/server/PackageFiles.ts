@@ -8,6 +8,7 @@
  * (503) rather than served under the old hashes.
  */
 import { FileSystem, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import type { PlatformError } from "@effect/platform/Error"
 import { Effect, Option, Schema, Stream } from "effect"
 
 /** A file to serve and the name it is served under. */
@@ -34,6 +35,16 @@ export class PackageFileUnavailable extends Schema.TaggedError<PackageFileUnavai
     return `cannot serve ${this.path}: ${this.reason}`
   }
 }
+
+const systemReasons: Partial<Record<string, string>> = {
+  NotFound: "no such file",
+  PermissionDenied: "permission denied",
+  BadResource: "not a readable file"
+}
+
+/** A file-system failure in a few words (`no such file`, `permission denied`, ...). */
+export const describeFileError = (error: PlatformError): string =>
+  (error._tag === "SystemError" ? systemReasons[error.reason] : undefined) ?? error.message
 
 /** The URL path prefix payloads are served under. */
 export const prefix = "/packages/"
@@ -94,6 +105,8 @@ const decodeName = (encoded: string): string | undefined => {
 /** The registered payloads: an HttpApp for `/packages/*` and the number of downloads in progress. */
 export interface PackageFiles {
   readonly names: ReadonlyArray<string>
+  /** The size in bytes of a registered payload, as registered. */
+  readonly size: (name: string) => number | undefined
   readonly app: Effect.Effect<HttpServerResponse.HttpServerResponse, never, HttpServerRequest.HttpServerRequest>
   /** Downloads whose body is still being sent. */
   readonly inFlight: Effect.Effect<number>
@@ -108,7 +121,7 @@ export const make = (entries: ReadonlyArray<Entry>) =>
     const fs = yield* FileSystem.FileSystem
     const stat = (path: string) =>
       fs.stat(path).pipe(
-        Effect.mapError((e) => new PackageFileUnavailable({ path, reason: e.message })),
+        Effect.mapError((e) => new PackageFileUnavailable({ path, reason: describeFileError(e) })),
         Effect.filterOrFail(
           (info) => info.type === "File",
           (info) => new PackageFileUnavailable({ path, reason: `not a regular file (${info.type.toLowerCase()})` })
@@ -120,7 +133,7 @@ export const make = (entries: ReadonlyArray<Entry>) =>
       const info = yield* stat(entry.path)
       // Opening proves readability now rather than at the first download.
       yield* Effect.scoped(fs.open(entry.path, { flag: "r" })).pipe(
-        Effect.mapError((e) => new PackageFileUnavailable({ path: entry.path, reason: e.message }))
+        Effect.mapError((e) => new PackageFileUnavailable({ path: entry.path, reason: describeFileError(e) }))
       )
       const size = Number(info.size)
       const mtime = Option.getOrElse(info.mtime, () => new Date(0))
@@ -174,6 +187,9 @@ export const make = (entries: ReadonlyArray<Entry>) =>
         : [200, 0, file.size]
       if (range._tag === "Part") headers["content-range"] = `bytes ${range.start}-${range.end}/${file.size}`
       headers["content-length"] = String(length)
+      yield* Effect.logInfo("package").pipe(
+        Effect.annotateLogs({ method: request.method, name, status, bytes: length, range: headers["content-range"] ?? "whole" })
+      )
       const contentType = "application/octet-stream"
       if (request.method === "HEAD" || length === 0) {
         return HttpServerResponse.empty({ status, headers: { ...headers, "content-type": contentType } })
@@ -189,6 +205,7 @@ export const make = (entries: ReadonlyArray<Entry>) =>
 
     return {
       names: [...files.keys()],
+      size: (name) => files.get(name)?.size,
       app,
       inFlight: Effect.sync(() => inFlight)
     } satisfies PackageFiles

@@ -1,0 +1,3 @@
+import { main } from "../src/cli/ServePackage.js"
+
+main(process.argv)

@@ -1,0 +1,44 @@
+/** Running the built commands as processes, for end-to-end tests. */
+import * as ChildProcess from "node:child_process"
+import { fileURLToPath } from "node:url"
+
+/** The path of a bundled command. */
+export const binPath = (name: string): string => fileURLToPath(new URL(`../../dist/bin/${name}.js`, import.meta.url))
+
+/** A running command: its output so far, and a way to wait for it to end. */
+export interface Running {
+  readonly child: ChildProcess.ChildProcess
+  readonly stdout: () => string
+  readonly stderr: () => string
+  readonly exited: Promise<number | null>
+}
+
+/** Starts a bundled command with node. */
+export const start = (name: string, args: ReadonlyArray<string>): Running => {
+  const child = ChildProcess.spawn(process.execPath, [binPath(name), ...args], { stdio: ["ignore", "pipe", "pipe"] })
+  let out = ""
+  let err = ""
+  child.stdout.on("data", (c: Buffer) => (out += c.toString("utf8")))
+  child.stderr.on("data", (c: Buffer) => (err += c.toString("utf8")))
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
+  return { child, stdout: () => out, stderr: () => err, exited }
+}
+
+/** Waits until `predicate` holds for the running command's output, failing after `timeoutMs`. */
+export const waitFor = async (running: Running, predicate: () => boolean, timeoutMs = 15_000): Promise<void> => {
+  const deadline = Date.now() + timeoutMs
+  while (!predicate()) {
+    if (running.child.exitCode !== null) {
+      throw new Error(`the command exited with ${running.child.exitCode}: ${running.stderr()}`)
+    }
+    if (Date.now() > deadline) throw new Error(`timed out; stderr so far: ${running.stderr()}`)
+    await new Promise((r) => setTimeout(r, 25))
+  }
+}
+
+/** Runs a bundled command to its end and returns its exit status and output. */
+export const run = async (name: string, args: ReadonlyArray<string>) => {
+  const running = start(name, args)
+  const status = await running.exited
+  return { status, stdout: running.stdout(), stderr: running.stderr() }
+}
