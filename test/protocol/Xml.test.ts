@@ -255,7 +255,7 @@ describe("wire format", () => {
 
   it("accepts every well-formed spelling: quotes, white space, comments, instructions", () => {
     const request = decodeRequest(
-      `<?xml version="1.0"?>\n<!-- before --><request protocol = '3.0'\n>` +
+      `<?xml version='1.0' encoding="us-ascii" standalone='yes' ?>\n<!-- before --><request protocol = '3.0'\n>` +
         `<?pi data?><app appid='a "quoted"' ></app ><!-- inside --></request >\n<!-- after -->\n`
     )
     expect(request.apps.map((a) => a.appId)).toEqual([`a "quoted"`])
@@ -470,7 +470,13 @@ describe("hostile input", () => {
       [`<request protocol="3.0"><app appid="&#0;"/></request>`, /character reference &#0; names a character/],
       [`<request protocol="3.0"><app appid="\u0001"/></request>`, /character U\+0001 is not allowed/],
       [`<request protocol=3.0/>`, /the value of attribute protocol of <request> must be quoted/],
-      [`<1request/>`, /invalid element name/]
+      [`<1request/>`, /invalid element name/],
+      [`<?xml version="1<.0"?><request protocol="3.0"/>`, /column 1: malformed XML declaration/],
+      [`<?xml version="1.0" encoding="UTF-16"?><request protocol="3.0"/>`, /unsupported encoding UTF-16: send UTF-8/],
+      [`<?xml version="1.0" encoding="ISO-8859-1"?><request protocol="3.0"/>`, /unsupported encoding ISO-8859-1/],
+      [` <?xml version="1.0"?><request protocol="3.0"/>`, /the XML declaration must come first/],
+      [`<request protocol="3.0"><?xml version="1.0"?></request>`, /the XML declaration must come first/],
+      [`<?XML version="1.0"?><request protocol="3.0"/>`, /malformed XML declaration/]
     ]
     for (const [xml, pattern] of cases) refusedQuickly(xml, pattern)
   })

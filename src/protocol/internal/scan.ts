@@ -125,6 +125,22 @@ const startTag = (xml: string, lt: number): StartTag => {
   }
 }
 
+const declaration =
+  /^<\?xml\s+version\s*=\s*(["'])1\.[0-9]+\1(?:\s+encoding\s*=\s*(["'])([A-Za-z][A-Za-z0-9._-]*)\2)?(?:\s+standalone\s*=\s*(["'])(?:yes|no)\4)?\s*\?>$/
+
+// The XML declaration: first in the document, well-formed, and declaring an
+// encoding we read (the text has already been decoded as UTF-8).
+const checkDeclaration = (text: string, first: boolean): string | undefined => {
+  if (!first) return "the XML declaration must come first in the document"
+  const m = declaration.exec(text)
+  if (m === null || !text.startsWith("<?xml")) return "malformed XML declaration"
+  const encoding = m[3]?.toLowerCase()
+  if (encoding !== undefined && encoding !== "utf-8" && encoding !== "us-ascii") {
+    return `unsupported encoding ${m[3]}: send UTF-8`
+  }
+  return undefined
+}
+
 /** Scans `xml` (see the module header); never throws. */
 export const scan = (xml: string, limits: ScanLimits): ScanResult => {
   const bad = invalidChar.exec(xml)
@@ -174,6 +190,10 @@ export const scan = (xml: string, limits: ScanLimits): ScanResult => {
     if (next === QUESTION) {
       const end = xml.indexOf("?>", lt + 2)
       if (end === -1) return refused(lt, "truncated document: a processing instruction is not closed")
+      if (/^<\?xml(?=[\s?])/i.test(xml.slice(lt, lt + 6))) {
+        const problem = checkDeclaration(xml.slice(lt, end + 2), lt === 0)
+        if (problem !== undefined) return refused(lt, problem)
+      }
       i = end + 2
       continue
     }
