@@ -171,6 +171,7 @@ export interface AppClientService {
   /** Changes the version, e.g. after the new one started. */
   readonly setVersion: (version: string) => Effect.Effect<void, EmptySetting>
   readonly setTrack: (track: string) => Effect.Effect<void, EmptySetting>
+  /** Changes the OEM; the OEM version is the one given, or none. */
   readonly setOem: (oem: string, oemVersion?: string) => Effect.Effect<void>
   /** The `<app>` element for the current settings with these children; `machineid`/`bootid` are the client's ids. */
   readonly appRequest: (parts: AppParts) => Effect.Effect<Request.AppRequest>
@@ -280,7 +281,11 @@ export const make = (
         Effect.zipRight(nonEmpty("version", version), Ref.update(settings, (s) => ({ ...s, version }))),
       setTrack: (track) => Effect.zipRight(nonEmpty("track", track), Ref.update(settings, (s) => ({ ...s, track }))),
       setOem: (oem, oemVersion) =>
-        Ref.update(settings, (s) => ({ ...s, oem, ...(oemVersion === undefined ? {} : { oemVersion }) })),
+        Ref.update(settings, ({ oemVersion: _previous, ...s }) => ({
+          ...s,
+          oem,
+          ...(oemVersion === undefined ? {} : { oemVersion })
+        })),
       appRequest,
       updateCheck,
       ping,

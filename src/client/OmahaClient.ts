@@ -385,6 +385,8 @@ export const make = (
     const maxBytes = options.maxResponseBytes ?? defaultMaxResponseBytes
     const limits: Xml.Limits = { ...Xml.defaultLimits, maxBytes }
 
+    // Unchecked construction: the encoder checks every field and fails with
+    // `InvalidRequest`, where a checking constructor would throw.
     const makeRequest = (apps: ReadonlyArray<Request.AppRequest>, requestOptions: RequestOptions = {}) =>
       Effect.map(randomId, (requestId) =>
         new Request.Request({
@@ -399,8 +401,6 @@ export const make = (
           userId,
           os,
           apps
-          // Unchecked construction: the encoder checks every field and fails
-          // with `InvalidRequest` instead of a constructor throwing.
         }, true))
 
     // The body, read as a stream so that reading stops at the cap; ending the

@@ -143,6 +143,8 @@ describe("AppClient", () => {
           yield* app.setTrack("stable")
           yield* app.setOem("azure", "2.9")
           yield* app.ping()
+          yield* app.setOem("gce")
+          yield* app.ping()
         }))
       expect(server.received[0]!.request!.apps[0]).toMatchObject({
         version: "1.1.0",
@@ -150,6 +152,9 @@ describe("AppClient", () => {
         oem: "azure",
         oemVersion: "2.9"
       })
+      // A new OEM does not keep the old one's version.
+      expect(server.received[1]!.request!.apps[0]).toMatchObject({ oem: "gce" })
+      expect(server.received[1]!.request!.apps[0]!.oemVersion).toBeUndefined()
     }))
 
   it.scopedLive("events go out in order, one at a time, through a bounded queue", () =>
