@@ -1,6 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
+import { HttpServer } from "@effect/platform"
+import { NodeContext } from "@effect/platform-node"
 import { Effect, HashMap, Layer, Logger, Option } from "effect"
-import { AppClient } from "effect-omaha"
+import { AppClient, Xml } from "effect-omaha"
+import { post } from "./server/support.js"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
@@ -22,8 +25,10 @@ const loadExample = async (name: string): Promise<Record<string, unknown>> => {
 
 describe("README", () => {
   it("documents the two set-up commands", () => {
-    expect(readme).toContain("npm ci && npm test")
-    expect(readme).toMatch(/```sh\nnpm ci && npm (run \S+|test)/)
+    expect(readme).toContain("```sh\nnpm ci && npm test\n```")
+    expect(readme).toContain(
+      "```sh\nnpm ci && npm run serve-package -- --package-file fixtures/sample/update.gz --package-version 9999.0.0\n```"
+    )
   })
 
   it.effect("the protocol example encodes a request and decodes a response", () =>
@@ -38,6 +43,28 @@ describe("README", () => {
         ` <app appid="{e96281a6-d1af-4bde-9a0a-97b76e56dc57}" version="3815.2.0" track="stable">\n  <updatecheck/>\n </app>\n`
       )
     }))
+
+  it.live("the server example answers its app and refuses others", () =>
+    Effect.gen(function*() {
+      const example = yield* Effect.promise(() => loadExample("server"))
+      const server = (example["server"] as (port: number) => Layer.Layer<HttpServer.HttpServer>)(0)
+      const context = yield* Layer.build(server)
+      const bound = (yield* Effect.provide(HttpServer.HttpServer, context)).address
+      if (bound._tag !== "TcpAddress") throw new Error("expected a TCP address")
+      const reply = yield* Effect.promise(() =>
+        post(
+          `http://127.0.0.1:${bound.port}/`,
+          `<request protocol="3.0"><app appid="{e96281a6-d1af-4bde-9a0a-97b76e56dc57}" version="1.0.0"><updatecheck/></app>` +
+            `<app appid="{other}" version="1.0.0"><updatecheck/></app></request>`
+        )
+      )
+      expect(reply.status).toBe(200)
+      const response = yield* Xml.decodeResponse(reply.text)
+      expect(response.apps.map((a) => [a.status, a.updateCheck?.status])).toEqual([
+        ["ok", "noupdate"],
+        ["error-unknownApplication", undefined]
+      ])
+    }).pipe(Effect.scoped, Effect.provide(NodeContext.layer)))
 
   it.live("the client example: go-omaha's client example against a trivial server", () =>
     Effect.gen(function*() {

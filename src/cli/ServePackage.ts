@@ -6,7 +6,7 @@
  * SIGTERM.
  */
 import { Command, Options } from "@effect/cli"
-import { HttpServer, type HttpServerError } from "@effect/platform"
+import { HttpMiddleware, HttpServer, type HttpServerError } from "@effect/platform"
 import { NodeContext } from "@effect/platform-node"
 import { Clock, Console, Context, Effect, Layer, Logger, Match, Option, Schema } from "effect"
 import * as NodeOs from "node:os"
@@ -156,7 +156,11 @@ export const serve = (settings: Settings) =>
       trustedProxies: settings.trustedProxies,
       shutdownGrace: settings.shutdownGrace * 1000,
       ...(Option.isSome(baseUrl) ? { publicBaseUrl: baseUrl.value } : {})
-    }).pipe(Layer.provide(TrivialUpdater.layer({ name: settings.packageName, version, facts })))
+    }).pipe(
+      Layer.provide(TrivialUpdater.layer({ name: settings.packageName, version, facts })),
+      // Nothing exports traces from this command, so request spans would only cost time.
+      HttpMiddleware.withTracerDisabledWhen(() => true)
+    )
     const context = yield* Layer.build(server).pipe(
       Effect.catchTag("ServeError", (e) =>
         Effect.fail(new CannotListen({ address: settings.listenAddress, reason: describeServeError(e) })))

@@ -104,30 +104,37 @@ const eventResultNames: Record<number, string> = {
 /** The log name of an event result; codes outside the table read `unknown (N)`. */
 export const eventResultName = (code: number): string => nameOf(eventResultNames, code)
 
-/** `app@status` in a response. */
-export const AppStatus = Schema.Literal(
-  "ok",
+const appErrorStatuses = [
   "restricted",
   "error-unknownApplication",
   "error-invalidAppId",
   "error-invalidVersion",
   "error-internal"
-)
+] as const
+
+/** The app statuses other than `ok`: what a server answers for an app it will not serve. */
+export const AppErrorStatus = Schema.Literal(...appErrorStatuses)
+
+/** `app@status` in a response. */
+export const AppStatus = Schema.Literal("ok", ...appErrorStatuses)
 
 /** One of the app statuses. */
 export type AppStatus = typeof AppStatus.Type
 
-/** `updatecheck@status` in a response. */
-export const UpdateStatus = Schema.Literal(
-  "noupdate",
-  "ok",
+const updateErrorStatuses = [
   "error-osnotsupported",
   "error-unsupportedProtocol",
   "error-pluginRestrictedHost",
   "error-hash",
   "error-internal",
   "error-hwnotsupported"
-)
+] as const
+
+/** The update-check statuses that report an error (all but `noupdate` and `ok`). */
+export const UpdateErrorStatus = Schema.Literal(...updateErrorStatuses)
+
+/** `updatecheck@status` in a response. */
+export const UpdateStatus = Schema.Literal("noupdate", "ok", ...updateErrorStatuses)
 
 /** One of the update-check statuses. */
 export type UpdateStatus = typeof UpdateStatus.Type

@@ -51,33 +51,57 @@ export class PackageHashMismatch extends Schema.TaggedError<PackageHashMismatch>
 /** Called with the number of bytes read so far, after each chunk. */
 export type Progress = (bytesRead: number) => Effect.Effect<void>
 
+// Both digests and the size, fed chunk by chunk.
+const makeHasher = () => {
+  const sha1 = Crypto.createHash("sha1")
+  const sha256 = Crypto.createHash("sha256")
+  let size = 0
+  return {
+    update: (bytes: Uint8Array) => {
+      sha1.update(bytes)
+      sha256.update(bytes)
+      size += bytes.byteLength
+      return size
+    },
+    facts: () => new PackageFacts({ size, sha1: sha1.digest("base64"), sha256: sha256.digest("base64") })
+  }
+}
+
 /** The facts of the bytes of `stream`, read once. */
 export const fromStream = <E, R>(
   stream: Stream.Stream<Uint8Array, E, R>,
   options: { readonly onProgress?: Progress } = {}
 ): Effect.Effect<PackageFacts, E, R> =>
   Effect.suspend(() => {
-    const sha1 = Crypto.createHash("sha1")
-    const sha256 = Crypto.createHash("sha256")
-    let size = 0
+    const hasher = makeHasher()
     const onProgress = options.onProgress
     return Stream.runForEachChunk(stream, (chunk) => {
-      for (const bytes of chunk) {
-        sha1.update(bytes)
-        sha256.update(bytes)
-        size += bytes.byteLength
-      }
+      let size = 0
+      for (const bytes of chunk) size = hasher.update(bytes)
       return onProgress === undefined ? Effect.void : onProgress(size)
-    }).pipe(
-      Effect.map(() => new PackageFacts({ size, sha1: sha1.digest("base64"), sha256: sha256.digest("base64") }))
-    )
+    }).pipe(Effect.map(hasher.facts))
   })
 
-const chunkSize = FileSystem.MiB(1)
+const chunkSize = 1024 * 1024
 
-/** The facts of a file, read once in 1 MiB chunks. */
+/**
+ * The facts of a file, read once through a single reused 1 MiB buffer, so
+ * hashing a payload of any size takes constant memory.
+ */
 export const fromFile = (path: string, options: { readonly onProgress?: Progress } = {}) =>
-  Effect.flatMap(FileSystem.FileSystem, (fs) => fromStream(fs.stream(path, { chunkSize }), options))
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const file = yield* fs.open(path, { flag: "r" })
+    const buffer = new Uint8Array(chunkSize)
+    const hasher = makeHasher()
+    for (;;) {
+      const read = Number(yield* file.read(buffer))
+      if (read === 0) break
+      const size = hasher.update(buffer.subarray(0, read))
+      if (options.onProgress !== undefined) yield* options.onProgress(size)
+    }
+    return hasher.facts()
+  }).pipe(Effect.scoped)
 
 /** A `<package>` for a payload: its file name, both hashes, size, `required="true"`. */
 export const toPackage = (facts: PackageFacts, name: string): Response.Package =>

@@ -6,39 +6,29 @@
  */
 import { Context, Data, Effect, Layer, Schema } from "effect"
 import type { NonEmptyReadonlyArray } from "effect/Array"
+import { AppErrorStatus, UpdateErrorStatus } from "../protocol/Codes.js"
 import type { AppRequest, EventRequest, Request } from "../protocol/Request.js"
 import type { Manifest } from "../protocol/Response.js"
 
+const withReason = (status: string, reason: string | undefined) => (reason === undefined ? status : `${status}: ${reason}`)
+
 /** An app the server will not serve: its `app@status` and, for logs, why. */
 export class AppRefused extends Schema.TaggedError<AppRefused>()("AppRefused", {
-  status: Schema.Literal(
-    "restricted",
-    "error-unknownApplication",
-    "error-invalidAppId",
-    "error-invalidVersion",
-    "error-internal"
-  ),
+  status: AppErrorStatus,
   reason: Schema.optionalWith(Schema.String, { exact: true })
 }) {
   override get message(): string {
-    return this.reason === undefined ? this.status : `${this.status}: ${this.reason}`
+    return withReason(this.status, this.reason)
   }
 }
 
 /** An update check the server answers with an error status, and for logs, why. */
 export class UpdateRefused extends Schema.TaggedError<UpdateRefused>()("UpdateRefused", {
-  status: Schema.Literal(
-    "error-osnotsupported",
-    "error-unsupportedProtocol",
-    "error-pluginRestrictedHost",
-    "error-hash",
-    "error-internal",
-    "error-hwnotsupported"
-  ),
+  status: UpdateErrorStatus,
   reason: Schema.optionalWith(Schema.String, { exact: true })
 }) {
   override get message(): string {
-    return this.reason === undefined ? this.status : `${this.status}: ${this.reason}`
+    return withReason(this.status, this.reason)
   }
 }
 

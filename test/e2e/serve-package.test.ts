@@ -233,6 +233,8 @@ describe("serve-package failures", () => {
     expect(cut.complete).toBe(false)
     expect(cut.bytes).toBeLessThan(size)
     expect(own.stderr()).toContain("stopping: letting 2 download(s) finish, for up to 2 s")
+    // Payloads from 64 MiB up report hashing progress (plain lines when not on a TTY).
+    expect(own.stderr()).toContain("hashing update.gz: 100% (64.0 MiB of 64.0 MiB)")
   })
 
   it("exits 0 after SIGTERM, once in-flight work is done", async () => {

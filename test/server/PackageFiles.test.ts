@@ -4,6 +4,7 @@ import { Effect } from "effect"
 import { PackageFiles, Updater } from "effect-omaha"
 import * as Crypto from "node:crypto"
 import * as Fs from "node:fs"
+import * as Http from "node:http"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { raw, send, startServer } from "./support.js"
@@ -97,6 +98,32 @@ describe("PackageFiles", () => {
         const several = yield* get(base, { range: "bytes=0-1,3-4" })
         expect(several.status).toBe(200)
         expect(several.body.length).toBe(size)
+      })
+    ))
+
+  it.live("delivers every byte to many concurrent readers of irregular pace (buffers are reused per download)", () =>
+    withFiles((base) =>
+      Effect.gen(function*() {
+        const slowRead = (index: number) =>
+          new Promise<Buffer>((resolve, reject) => {
+            Http.get(new URL("/packages/update.gz", base), { agent: false }, (res) => {
+              const chunks: Array<Buffer> = []
+              let n = 0
+              res.on("data", (c: Buffer) => {
+                chunks.push(c)
+                // Every few chunks, some readers stop for a moment, so
+                // the server sees backpressure at different points.
+                if (index % 3 !== 0 && ++n % (2 + index) === 0) {
+                  res.pause()
+                  setTimeout(() => res.resume(), 3 + (index % 5))
+                }
+              })
+              res.on("end", () => resolve(Buffer.concat(chunks)))
+              res.on("error", reject)
+            }).on("error", reject)
+          })
+        const bodies = yield* call(() => Promise.all(Array.from({ length: 12 }, (_, i) => slowRead(i))))
+        for (const [i, body] of bodies.entries()) expect(body.equals(payload), `reader ${i}`).toBe(true)
       })
     ))
 
