@@ -1,12 +1,13 @@
 import { describe, expect, it } from "@effect/vitest"
-import { NodeContext } from "@effect/platform-node"
 import { HttpServer } from "@effect/platform"
-import { Effect, Layer } from "effect"
-import { Xml } from "effect-omaha"
+import { NodeContext } from "@effect/platform-node"
+import { Effect, HashMap, Layer, Logger, Option } from "effect"
+import { AppClient, Xml } from "effect-omaha"
 import { post } from "./server/support.js"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
+import { answerApps, clientLayer, startServer } from "./client/server.js"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
 const readme = Fs.readFileSync(Path.join(root, "README.md"), "utf8")
@@ -64,4 +65,53 @@ describe("README", () => {
         ["error-unknownApplication", undefined]
       ])
     }).pipe(Effect.scoped, Effect.provide(NodeContext.layer)))
+
+  it.live("the client example: go-omaha's client example against a trivial server", () =>
+    Effect.gen(function*() {
+      const example = yield* Effect.promise(() => loadExample("client"))
+      // What the server logged about each request: per app, its version, the answer and the events.
+      const requests: Array<{ readonly version: string; readonly answer: string; readonly events: Array<string> }> = []
+      const logger = Logger.make(({ annotations }) => {
+        const apps = HashMap.get(annotations, "apps")
+        if (Option.isSome(apps)) requests.push(...(apps.value as typeof requests))
+      })
+      const result = yield* (example["program"] as Effect.Effect<ReadonlyArray<string>>).pipe(
+        Effect.provide(Logger.replace(Logger.defaultLogger, logger))
+      )
+      expect(result).toEqual(["updated to 1.0.1", "no update"])
+      const checks = requests.filter((request) => request.answer !== "ok")
+      expect(checks).toEqual([
+        { ...checks[0], version: "1.0.0", answer: "update to 1.0.1", events: ["update complete: success, reboot"] },
+        {
+          ...checks[1],
+          version: "1.0.1",
+          answer: "noupdate: 1.0.1 is not older than 1.0.1",
+          events: ["update complete: success, reboot"]
+        }
+      ])
+      // The download, install and restart events, each in its own request, in order.
+      expect(requests.filter((request) => request.answer === "ok").map((request) => request.events)).toEqual([
+        ["update download finished: success"],
+        ["update complete: success"],
+        ["update complete: success, reboot"]
+      ])
+    }))
+
+  it.scopedLive("the schedule example: SIGUSR1 asks for a check at once, and the handler goes with the layer", () =>
+    Effect.gen(function*() {
+      const example = yield* Effect.promise(() => loadExample("schedule"))
+      const server = yield* startServer((received) => answerApps(received.request))
+      const listeners = process.listenerCount("SIGUSR1")
+      const app = AppClient.layer({ appId: "app", version: "1.0.0" }).pipe(Layer.provide(clientLayer(server.url)))
+      yield* Effect.scoped(Effect.gen(function*() {
+        yield* Layer.build((example["checks"] as Layer.Layer<never, never, AppClient.AppClient>).pipe(Layer.provide(app)))
+        expect(process.listenerCount("SIGUSR1")).toBe(listeners + 1)
+        process.emit("SIGUSR1")
+        yield* Effect.promise(() => server.receivedCount(1))
+      }))
+      expect(process.listenerCount("SIGUSR1")).toBe(listeners)
+      expect(server.received.length).toBe(1)
+      expect(server.received[0]!.request).toMatchObject({ installSource: "ondemandupdate" })
+      expect(server.received[0]!.request!.apps[0]!.updateCheck).toBeDefined()
+    }))
 })
