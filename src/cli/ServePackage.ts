@@ -18,7 +18,7 @@ import * as PackageFiles from "../server/PackageFiles.js"
 import * as TrivialUpdater from "../server/TrivialUpdater.js"
 import { formatBytes } from "./internal/format.js"
 import { ExitStatus, runCommand } from "./internal/runCommand.js"
-import { packageVersion } from "./internal/version.js"
+import { packageVersion } from "../internal/version.js"
 
 /** A `--listen-address` that is not `host:port`. */
 export class InvalidListenAddress extends Schema.TaggedError<InvalidListenAddress>()("InvalidListenAddress", {

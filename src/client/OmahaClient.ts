@@ -25,7 +25,7 @@ import {
   type Scope,
   Stream
 } from "effect"
-import { packageVersion } from "../cli/internal/version.js"
+import { packageVersion } from "../internal/version.js"
 import { AppStatus } from "../protocol/Codes.js"
 import * as Request from "../protocol/Request.js"
 import * as Response from "../protocol/Response.js"
