@@ -11,7 +11,7 @@
  */
 import { Command, CommandExecutor } from "@effect/platform"
 import { NodeStream } from "@effect/platform-node"
-import { Chunk, Effect, Fiber, Schema, Sink, Stream } from "effect"
+import { Chunk, Effect, Fiber, Option, Schema, Sink, Stream } from "effect"
 import * as Zlib from "node:zlib"
 
 /** How a payload is compressed. */
@@ -78,22 +78,28 @@ export const capBytes = <E2>(limit: number, onExceed: () => E2) =>
 
 const headBytes = 4
 
-/** Splits off the first few bytes of a stream (enough for the magic) and hands back the whole stream. */
+/** Reads the first few bytes of a stream (enough for the magic) and hands back the whole stream. */
 const peekHead = <E, R>(stream: Stream.Stream<Uint8Array, E, R>) =>
-  Effect.map(
-    Stream.peel(
-      stream,
-      Sink.foldChunks(
-        Chunk.empty<Uint8Array>(),
-        (seen) => Chunk.reduce(seen, 0, (n, b) => n + b.byteLength) < headBytes,
-        (seen, chunk: Chunk.Chunk<Uint8Array>) => Chunk.appendAll(seen, chunk)
+  Effect.gen(function*() {
+    const pull = yield* Stream.toPull(stream)
+    let seen = Chunk.empty<Uint8Array>()
+    let size = 0
+    let ended = false
+    while (size < headBytes && !ended) {
+      const next = yield* Effect.catchAll(
+        Effect.map(pull, Option.some),
+        (error) => Option.isNone(error) ? Effect.succeed(Option.none()) : Effect.fail(error.value)
       )
-    ),
-    ([seen, rest]) => {
-      const head = Buffer.concat(Chunk.toArray(seen)).subarray(0, headBytes)
-      return { head, stream: Stream.concat(Stream.fromChunk(seen), rest) }
+      if (Option.isNone(next)) ended = true
+      else {
+        seen = Chunk.appendAll(seen, next.value)
+        size = Chunk.reduce(seen, 0, (n, b) => n + b.byteLength)
+      }
     }
-  )
+    const head = Buffer.concat(Chunk.toArray(seen)).subarray(0, headBytes)
+    const rest = ended ? Stream.empty : Stream.repeatEffectChunkOption(pull)
+    return { head, stream: Stream.concat(Stream.fromChunk(seen), rest) }
+  })
 
 class PipeClosed extends Schema.TaggedError<PipeClosed>()("PipeClosed", {}) {}
 const isPipeClosed = (error: unknown): error is PipeClosed => error instanceof PipeClosed
