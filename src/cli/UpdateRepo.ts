@@ -4,7 +4,8 @@
  * `release.json`), optionally signed, and `update-repo keygen` makes the
  * ed25519 key pair for signing.
  */
-import { Args, Command, HelpDoc, Options } from "@effect/cli"
+import { Args, type CliApp, Command, HelpDoc, Options, type ValidationError } from "@effect/cli"
+import type { CommandExecutor } from "@effect/platform"
 import { NodeContext } from "@effect/platform-node"
 import { Console, Effect, Match, Option } from "effect"
 import type * as Version from "../protocol/Version.js"
@@ -86,7 +87,9 @@ const publish = Command.make("update-repo", {
       signKey
     })
     yield* Console.log(`published ${published.payload} (${published.size} bytes, sha256 ${published.sha256}${published.signed ? ", signed" : ""})`)
-  })).pipe(Command.withDescription("Publish a binary into a repository in choria's layout."))
+  })).pipe(Command.withDescription(
+    "Publish a binary into a repository in choria's layout. `update-repo keygen --help` makes signing keys."
+  ))
 
 const keygen = Command.make("keygen", {
   privateKey: Options.text("private-key").pipe(Options.withDescription("where to write the private key (mode 0600)")),
@@ -98,9 +101,18 @@ const keygen = Command.make("keygen", {
     yield* Console.log(`wrote ${o.privateKey} and ${o.publicKey}`)
   })).pipe(Command.withDescription("Make an ed25519 key pair for signing releases."))
 
-/** The `update-repo` command with its `keygen` subcommand. */
-export const command = publish.pipe(Command.withSubcommands([keygen]))
+/** The `update-repo` command (publish) and its `keygen` subcommand. */
+export const commands = { publish, keygen }
 
-/** The command's program for `argv` (as `process.argv`), with every service it needs. */
-export const program = (argv: ReadonlyArray<string>) =>
-  Command.run(command, { name: "update-repo", version: "0.1.0", footer })(withReleaseVersion(argv)).pipe(Effect.provide(NodeContext.layer))
+/**
+ * The command's program for `argv` (as `process.argv`), with every service it
+ * needs. `keygen` is dispatched here rather than as an @effect/cli
+ * subcommand, which would demand the publishing command's own arguments too.
+ */
+export const program = (argv: ReadonlyArray<string>) => {
+  const [node = "node", script = "update-repo", first, ...rest] = argv
+  const run: Effect.Effect<void, UpdateRepoError | ValidationError.ValidationError, CliApp.CliApp.Environment | CommandExecutor.CommandExecutor> = first === "keygen"
+    ? Command.run(keygen, { name: "update-repo keygen", version: "0.1.0", footer })([node, script, ...rest])
+    : Command.run(publish, { name: "update-repo", version: "0.1.0", footer })(withReleaseVersion(argv))
+  return run.pipe(Effect.provide(NodeContext.layer))
+}

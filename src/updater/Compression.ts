@@ -136,7 +136,9 @@ const throughCommand = <E, R, E2>(
       const code = yield* Effect.orElseSucceed(process.exitCode, () => -1)
       if (code !== 0) {
         const text = yield* Fiber.join(stderr)
-        return yield* Effect.fail(onExit(text.trim().split("\n").pop() ?? `exit status ${code}`))
+        // bzip2 says what went wrong on its first line ("bzip2: Compressed file ends unexpectedly;").
+        const first = text.split("\n").map((l) => l.trim()).find((l) => l !== "")
+        return yield* Effect.fail(onExit(first?.replace(/^bzip2: /, "").replace(/;$/, "") ?? `exit status ${code}`))
       }
       yield* Fiber.join(feeder).pipe(Effect.catchIf(isPipeClosed, () => Effect.void))
     })

@@ -16,7 +16,7 @@ export const tempDir = (prefix = "effect-omaha-updater-"): string => Fs.mkdtempS
 
 /** Deterministic pseudo-random bytes that compress somewhat, like a binary. */
 export const binary = (size: number, seed: number): Buffer => {
-  const out = Buffer.alloc(size)
+  const out = Buffer.alloc(Math.ceil(size / 4) * 4)
   const random = Crypto.createHash("sha256").update(`seed ${seed}`).digest()
   let state = random.readUInt32LE(0) | 1
   for (let i = 0; i < size; i += 4) {
