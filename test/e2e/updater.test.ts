@@ -3,33 +3,10 @@
  * of update-repo and update-self, a static file server, and the files on disk.
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
-import { fileURLToPath } from "node:url"
 import { binary, bzip2, choriaRelease, fileServer, listing, sha256, target, tempDir } from "../updater/support.js"
-
-const root = fileURLToPath(new URL("../..", import.meta.url))
-const bundle = (name: string) => Path.join(root, "dist", "bin", `${name}.js`)
-
-/** How a command run ended. */
-export interface Ran {
-  readonly status: number | null
-  readonly stdout: string
-  readonly stderr: string
-}
-
-/** Runs a bundled command with node (asynchronously: the test's server shares this process). */
-export const run = (name: string, args: ReadonlyArray<string>, options: { uid?: number; gid?: number } = {}) =>
-  new Promise<Ran>((resolve, reject) => {
-    const child = spawn(process.execPath, [bundle(name), ...args], { stdio: ["ignore", "pipe", "pipe"], ...options })
-    let stdout = ""
-    let stderr = ""
-    child.stdout.on("data", (b) => (stdout += b))
-    child.stderr.on("data", (b) => (stderr += b))
-    child.on("error", reject)
-    child.on("close", (status) => resolve({ status, stdout, stderr }))
-  })
+import { bundle, type Ran, run } from "./run.js"
 
 const platform = ["--os", "linux", "--arch", "amd64"]
 const oldBytes = binary(1_200_000, 11)
