@@ -1,5 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
+import { Platform } from "effect-omaha"
+import { binary, choriaRelease, listing, tempDir, target } from "./updater/support.js"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
@@ -35,5 +37,21 @@ describe("README", () => {
       expect(result.xml).toContain(
         ` <app appid="{e96281a6-d1af-4bde-9a0a-97b76e56dc57}" version="3815.2.0" track="stable">\n  <updatecheck/>\n </app>\n`
       )
+    }))
+
+  it.live("the updater example installs a release from a repository directory", () =>
+    Effect.gen(function*() {
+      const example = yield* Effect.promise(() => loadExample("updater"))
+      const dir = tempDir()
+      const bytes = binary(100_000, 5)
+      choriaRelease(Path.join(dir, "repo"), { name: "tool", version: "2.0.0", os: Platform.goOs(), arch: Platform.goArch(), bytes })
+      Fs.mkdirSync(Path.join(dir, "bin"))
+      const tool = target(Path.join(dir, "bin"), binary(1000, 6))
+      const update = example["update"] as (target: string, repo: string) => Effect.Effect<{ _tag: string }>
+      const result = yield* update(tool, Path.join(dir, "repo"))
+      expect(result._tag).toBe("Updated")
+      expect(Fs.readFileSync(tool).equals(bytes)).toBe(true)
+      expect(listing(Path.join(dir, "bin"))).toEqual(["tool", "tool.backup"])
+      Fs.rmSync(dir, { recursive: true })
     }))
 })

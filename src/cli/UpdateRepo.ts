@@ -6,7 +6,7 @@
  */
 import { Args, type CliApp, Command, HelpDoc, Options, type ValidationError } from "@effect/cli"
 import type { CommandExecutor } from "@effect/platform"
-import { NodeContext } from "@effect/platform-node"
+import * as NodeContext from "@effect/platform-node/NodeContext"
 import { Console, Effect, Match, Option } from "effect"
 import type * as Version from "../protocol/Version.js"
 import * as Compression from "../updater/Compression.js"

@@ -7,7 +7,8 @@
  */
 import { Command, HelpDoc, Options } from "@effect/cli"
 import type { FileSystem, HttpClient } from "@effect/platform"
-import { NodeContext, NodeHttpClient } from "@effect/platform-node"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
+import * as NodeContext from "@effect/platform-node/NodeContext"
 import { Console, Effect, Layer, Match, Option } from "effect"
 import * as Apply from "../updater/Apply.js"
 import * as Progress from "../updater/Progress.js"

@@ -10,7 +10,7 @@
  * (unbzip2-stream, the only one that streams).
  */
 import { Command, CommandExecutor } from "@effect/platform"
-import { NodeStream } from "@effect/platform-node"
+import * as NodeStream from "@effect/platform-node/NodeStream"
 import { Chunk, Effect, Fiber, Option, Schema, Sink, Stream } from "effect"
 import * as Zlib from "node:zlib"
 
