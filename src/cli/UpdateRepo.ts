@@ -4,7 +4,7 @@
  * `release.json`), optionally signed, and `update-repo keygen` makes the
  * ed25519 key pair for signing.
  */
-import { Args, type CliApp, Command, HelpDoc, Options, type ValidationError } from "@effect/cli"
+import { Args, type CliApp, Command, Options, type ValidationError } from "@effect/cli"
 import type { CommandExecutor } from "@effect/platform"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import { Console, Effect, Match, Option } from "effect"
@@ -13,6 +13,7 @@ import * as Compression from "../updater/Compression.js"
 import * as Platform from "../protocol/Platform.js"
 import * as Publish from "../updater/Publish.js"
 import * as Signature from "../updater/Signature.js"
+import { type ExitStatusRow, exitStatusHelp } from "./internal/exitStatusHelp.js"
 import { type Ending, ExitStatus } from "./internal/runCommand.js"
 import { releaseVersion, withReleaseVersion } from "./internal/versionArgument.js"
 
@@ -42,7 +43,7 @@ export const exitStatus: (error: UpdateRepoError) => number = Match.type<UpdateR
 /** How `update-repo` ends. */
 export const ending: Ending<UpdateRepoError> = { name: "update-repo", exitStatus, interrupted: 130 }
 
-const exitCodes: ReadonlyArray<readonly [number, string]> = [
+const exitCodes: ReadonlyArray<ExitStatusRow> = [
   [ExitStatus.Ok, "published (or keys written)"],
   [ExitStatus.Unexpected, "unexpected error"],
   [ExitStatus.Usage, "usage error"],
@@ -56,10 +57,7 @@ const exitCodes: ReadonlyArray<readonly [number, string]> = [
   [130, "interrupted; nothing half-written is left"]
 ]
 
-const footer = HelpDoc.blocks([
-  HelpDoc.h1("EXIT STATUS"),
-  HelpDoc.p(exitCodes.map(([code, text]) => `${String(code).padStart(3)}  ${text}`).join("\n"))
-])
+const footer = exitStatusHelp(exitCodes)
 
 const publish = Command.make("update-repo", {
   binary: Args.text({ name: "binary" }).pipe(Args.withDescription("the binary to publish")),

@@ -5,7 +5,7 @@
  * {@link sourceOptions} and {@link sourceLayer}, the one place a new kind of
  * source (an Omaha server) is added.
  */
-import { Command, HelpDoc, Options } from "@effect/cli"
+import { Command, Options } from "@effect/cli"
 import type { FileSystem, HttpClient } from "@effect/platform"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as NodeContext from "@effect/platform-node/NodeContext"
@@ -14,6 +14,7 @@ import * as Apply from "../updater/Apply.js"
 import * as Progress from "../updater/Progress.js"
 import * as Repository from "../updater/Repository.js"
 import * as Signature from "../updater/Signature.js"
+import { type ExitStatusRow, exitStatusHelp } from "./internal/exitStatusHelp.js"
 import { type Ending, ExitStatus } from "./internal/runCommand.js"
 import { releaseVersion, withReleaseVersion } from "./internal/versionArgument.js"
 
@@ -72,7 +73,7 @@ export const exitStatus: (error: UpdateSelfError) => number = Match.type<UpdateS
 /** How `update-self` ends: one line per failure, the status from {@link exitStatus}, 130 when stopped. */
 export const ending: Ending<UpdateSelfError> = { name: "update-self", exitStatus, interrupted: 130 }
 
-const exitCodes: ReadonlyArray<readonly [number, string]> = [
+const exitCodes: ReadonlyArray<ExitStatusRow> = [
   [ExitStatus.Ok, "updated, or already up to date"],
   [ExitStatus.Unexpected, "unexpected error"],
   [ExitStatus.Usage, "usage error"],
@@ -91,10 +92,7 @@ const exitCodes: ReadonlyArray<readonly [number, string]> = [
 ]
 
 /** The exit statuses as help text. */
-export const exitCodesHelp = HelpDoc.blocks([
-  HelpDoc.h1("EXIT STATUS"),
-  HelpDoc.p(exitCodes.map(([code, text]) => `${String(code).padStart(3)}  ${text}`).join("\n"))
-])
+export const exitCodesHelp = exitStatusHelp(exitCodes)
 
 const options = {
   target: Options.text("target").pipe(Options.withDescription("the binary to replace")),

@@ -9,9 +9,9 @@
  * (WASM libbzip2, whole input and output in memory) and 11.6 s with 186 MB
  * (unbzip2-stream, the only one that streams).
  */
-import { Command, CommandExecutor } from "@effect/platform"
 import * as NodeStream from "@effect/platform-node/NodeStream"
-import { Chunk, Effect, Fiber, Option, Schema, Sink, Stream } from "effect"
+import { Chunk, Deferred, Effect, Exit, Fiber, FiberId, Option, Schema, Stream } from "effect"
+import * as ChildProcess from "node:child_process"
 import * as Zlib from "node:zlib"
 
 /** How a payload is compressed. */
@@ -104,28 +104,57 @@ const peekHead = <E, R>(stream: Stream.Stream<Uint8Array, E, R>) =>
 class PipeClosed extends Schema.TaggedError<PipeClosed>()("PipeClosed", {}) {}
 const isPipeClosed = (error: unknown): error is PipeClosed => error instanceof PipeClosed
 
+/** Starts a filter command with piped stdio; it is killed when the scope closes before it exits. */
+const spawnFilter = (command: string, args: ReadonlyArray<string>) =>
+  Effect.acquireRelease(
+    Effect.async<{ child: ChildProcess.ChildProcessWithoutNullStreams; exit: Deferred.Deferred<number> }, Bzip2Unavailable>(
+      (resume) => {
+        const child = ChildProcess.spawn(command, args, { stdio: ["pipe", "pipe", "pipe"] })
+        const exit = Deferred.unsafeMake<number>(FiberId.none)
+        child.once("exit", (code) => Deferred.unsafeDone(exit, Exit.succeed(code ?? -1)))
+        // A child that stops reading (it exited on bad data) makes writes fail with EPIPE: the exit status tells why.
+        child.stdin.on("error", () => {})
+        child.once("spawn", () => resume(Effect.succeed({ child, exit })))
+        child.once("error", (error) => resume(Effect.fail(new Bzip2Unavailable({ reason: error.message }))))
+      }
+    ),
+    ({ child }) => Effect.sync(() => child.exitCode === null && child.signalCode === null && child.kill("SIGKILL"))
+  )
+
+/** Writes bytes to a pipe, waiting for it to drain when it is full (so memory stays bounded). */
+const writeTo = (stdin: NodeJS.WritableStream & { readonly destroyed: boolean }) => (bytes: Uint8Array) =>
+  Effect.async<void, PipeClosed>((resume) => {
+    if (stdin.destroyed) return resume(Effect.fail(new PipeClosed()))
+    if (stdin.write(bytes)) return resume(Effect.void)
+    const done = (ok: boolean) => () => {
+      stdin.removeListener("drain", onDrain)
+      stdin.removeListener("close", onClose)
+      resume(ok ? Effect.void : Effect.fail(new PipeClosed()))
+    }
+    const onDrain = done(true)
+    const onClose = done(false)
+    stdin.once("drain", onDrain)
+    stdin.once("close", onClose)
+  })
+
 /**
  * Runs `input` through a filter command (stdin to stdout). A failure of the
- * input fails the output with it; a non-zero exit is `onExit(stderr)`.
+ * input fails the output with it; a non-zero exit is `onExit(first stderr line)`.
  */
 const throughCommand = <E, R, E2>(
   input: Stream.Stream<Uint8Array, E, R>,
-  command: Command.Command,
-  onExit: (stderr: string) => E2
-): Stream.Stream<Uint8Array, E | E2 | Bzip2Unavailable, R | CommandExecutor.CommandExecutor> =>
+  command: string,
+  args: ReadonlyArray<string>,
+  onExit: (reason: string) => E2
+): Stream.Stream<Uint8Array, E | E2 | Bzip2Unavailable, R> =>
   Stream.unwrapScoped(Effect.gen(function*() {
-    const process = yield* Command.start(command).pipe(
-      Effect.mapError((error) => new Bzip2Unavailable({ reason: error.message }))
-    )
+    const { child, exit } = yield* spawnFilter(command, args)
+    let stderr = ""
+    child.stderr.on("data", (bytes: Buffer) => {
+      stderr = (stderr + bytes.toString("utf8")).slice(0, 2000)
+    })
     const feeder = yield* Effect.forkScoped(
-      Stream.run(input, process.stdin.pipe(Sink.mapError(() => new PipeClosed())))
-    )
-    const stderr = yield* Effect.forkScoped(
-      process.stderr.pipe(
-        Stream.take(16),
-        Stream.runFold("", (text, bytes) => (text + Buffer.from(bytes).toString("utf8")).slice(0, 2000)),
-        Effect.orElseSucceed(() => "")
-      )
+      Stream.runForEach(input, writeTo(child.stdin)).pipe(Effect.zipRight(Effect.sync(() => child.stdin.end())))
     )
     // The input's own failure (a dropped connection) wins over what the command makes of the cut-off data.
     const inputFailure = Fiber.join(feeder).pipe(
@@ -133,17 +162,15 @@ const throughCommand = <E, R, E2>(
       Effect.zipRight(Effect.never)
     )
     const finish = Effect.gen(function*() {
-      const code = yield* Effect.orElseSucceed(process.exitCode, () => -1)
+      const code = yield* Deferred.await(exit)
       if (code !== 0) {
-        const text = yield* Fiber.join(stderr)
         // bzip2 says what went wrong on its first line ("bzip2: Compressed file ends unexpectedly;").
-        const first = text.split("\n").map((l) => l.trim()).find((l) => l !== "")
+        const first = stderr.split("\n").map((l) => l.trim()).find((l) => l !== "")
         return yield* Effect.fail(onExit(first?.replace(/^bzip2: /, "").replace(/;$/, "") ?? `exit status ${code}`))
       }
       yield* Fiber.join(feeder).pipe(Effect.catchIf(isPipeClosed, () => Effect.void))
     })
-    return process.stdout.pipe(
-      Stream.catchAll(() => Stream.empty),
+    return NodeStream.fromReadable(() => child.stdout, (error) => onExit(messageOf(error))).pipe(
       Stream.interruptWhen(inputFailure),
       Stream.concat(Stream.drain(Stream.fromEffect(finish)))
     )
@@ -166,7 +193,7 @@ export const decode = <E, R>(
 ): Stream.Stream<
   Uint8Array,
   E | CorruptPayload | PayloadTooLarge | Bzip2Unavailable,
-  R | CommandExecutor.CommandExecutor
+  R
 > =>
   Stream.unwrapScoped(Effect.gen(function*() {
     const { head, stream } = yield* peekHead(input)
@@ -177,9 +204,9 @@ export const decode = <E, R>(
     if (named !== undefined && named !== seen) {
       return Stream.fail(corrupt(head.length === 0 ? "empty payload" : `named ${options.name} but not ${named} data`))
     }
-    const decoded: Stream.Stream<Uint8Array, E | CorruptPayload | Bzip2Unavailable, R | CommandExecutor.CommandExecutor> =
+    const decoded: Stream.Stream<Uint8Array, E | CorruptPayload | Bzip2Unavailable, R> =
       kind === "bz2"
-        ? throughCommand(stream, Command.make("bzip2", "-d", "-c"), corrupt)
+        ? throughCommand(stream, "bzip2", ["-d", "-c"], corrupt)
         : kind === "gzip"
         ? NodeStream.pipeThroughDuplex(stream, () => Zlib.createGunzip(), (error) => corrupt(messageOf(error)))
         : stream
@@ -202,11 +229,11 @@ export class CompressFailed extends Schema.TaggedError<CompressFailed>()("Compre
 export const encode = <E, R>(
   input: Stream.Stream<Uint8Array, E, R>,
   compression: Compression
-): Stream.Stream<Uint8Array, E | CompressFailed | Bzip2Unavailable, R | CommandExecutor.CommandExecutor> => {
+): Stream.Stream<Uint8Array, E | CompressFailed | Bzip2Unavailable, R> => {
   const failed = (reason: string) => new CompressFailed({ compression, reason })
   switch (compression) {
     case "bz2":
-      return throughCommand(input, Command.make("bzip2", "-9", "-c"), failed)
+      return throughCommand(input, "bzip2", ["-9", "-c"], failed)
     case "gzip":
       return NodeStream.pipeThroughDuplex(input, () => Zlib.createGzip({ level: 6 }), (e) => failed(messageOf(e)))
     case "none":

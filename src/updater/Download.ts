@@ -5,7 +5,7 @@
  * named after the expected hash, so a transfer cut off (in this run, or by a
  * killed process) resumes with an HTTP Range request instead of starting over.
  */
-import { type CommandExecutor, FileSystem, HttpClient, HttpClientRequest } from "@effect/platform"
+import { FileSystem, HttpClient, HttpClientRequest } from "@effect/platform"
 import { Duration, Effect, Schema, Stream } from "effect"
 import * as Crypto from "node:crypto"
 import { PackageHashMismatch, PackageSizeMismatch } from "../protocol/Package.js"
@@ -163,7 +163,7 @@ export const toFile = (options: Options): Effect.Effect<
   | Compression.Bzip2Unavailable
   | PackageHashMismatch
   | PackageSizeMismatch,
-  FileSystem.FileSystem | CommandExecutor.CommandExecutor
+  FileSystem.FileSystem
 > =>
   Effect.scoped(Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem

@@ -4,7 +4,7 @@
  * `release.json`, optionally signed, then read back and checked, so a
  * published release is known to install.
  */
-import { type CommandExecutor, FileSystem } from "@effect/platform"
+import { FileSystem } from "@effect/platform"
 import { Effect, Schema, Stream } from "effect"
 import * as Crypto from "node:crypto"
 import * as Path from "node:path"
@@ -186,4 +186,4 @@ const verifyWritten = (releasePath: string, payload: string, sha256: string, siz
   })
 
 /** The services publishing needs. */
-export type Requirements = FileSystem.FileSystem | CommandExecutor.CommandExecutor
+export type Requirements = FileSystem.FileSystem
