@@ -76,7 +76,8 @@ export const fetchHttp = (
   timeouts: Timeouts = defaultTimeouts
 ): Effect.Effect<Body, DownloadFailed, HttpClient.HttpClient> =>
   Effect.gen(function*() {
-    const client = yield* HttpClient.HttpClient
+    // Repositories often sit behind a CDN or object store that redirects; update_engine follows up to 10.
+    const client = HttpClient.followRedirects(yield* HttpClient.HttpClient, 10)
     const failed = (reason: string, retryable: boolean, status?: number) =>
       new DownloadFailed({ location: url, reason, retryable, ...(status === undefined ? {} : { status }) })
     const request = HttpClientRequest.get(url).pipe(

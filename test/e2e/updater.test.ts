@@ -3,6 +3,7 @@
  * of update-repo and update-self, a static file server, and the files on disk.
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { binary, bzip2, choriaRelease, fileServer, listing, sha256, target, tempDir } from "../updater/support.js"
@@ -251,6 +252,29 @@ describe("update-self faults: one line, a documented status, the target byte-ide
     const badKey = await run("update-self", ["--target", tool, "--repo", repo, "--version", "2.0.0", "--public-key", keys.private + ".absent"])
     expect(badKey.status).toBe(8)
     expect(errorLine(badKey)[0]).toMatch(/^update-self: key file .*k\.absent: /)
+  })
+
+  it("SIGTERM mid-download: exit 130, the target untouched and nothing left beside it", async () => {
+    const dir = fresh()
+    const repo = Path.join(dir, "repo")
+    choriaRelease(repo, { name: "tool", version: "2.0.0", bytes: newBytes, payload: bz })
+    const bin = Path.join(dir, "bin")
+    Fs.mkdirSync(bin)
+    const tool = target(bin, oldBytes)
+    const server = await fileServer(repo, { chunkDelay: 100 })
+    try {
+      const child = spawn(process.execPath, [bundle("update-self"), "--target", tool, "--repo", server.url, "--version", "2.0.0", ...platform], { stdio: "ignore" })
+      // Stop it once the download has started (its partial file exists).
+      for (let i = 0; i < 100 && !listing(bin).some((n) => n.endsWith(".part")); i++) await new Promise((r) => setTimeout(r, 50))
+      expect(listing(bin).some((n) => n.endsWith(".part"))).toBe(true)
+      child.kill("SIGTERM")
+      const status = await new Promise<number | null>((resolve) => child.on("exit", resolve))
+      expect(status).toBe(130)
+      expect(Fs.readFileSync(tool).equals(oldBytes)).toBe(true)
+      expect(listing(bin)).toEqual(["tool"])
+    } finally {
+      await server.close()
+    }
   })
 
   it("usage errors exit 2", async () => {
