@@ -138,21 +138,20 @@ export const makeHttp = (options: HttpOptions): Effect.Effect<Source, never, Htt
       Effect.provideService(Download.fetchHttp(url, offset, timeouts), HttpClient.HttpClient, client)
     return {
       location: base,
-      resolve: (wanted) =>
-        Effect.gen(function*() {
-          const segments = yield* releaseSegments(base, wanted, options)
-          const url = `${base}/${segments.map(encodeURIComponent).join("/")}/release.json`
-          const body = yield* fetchHttp(url, 0).pipe(Effect.catchTag("DownloadFailed", (e) =>
-            Effect.fail(
-              e.status === undefined
-                ? new RepositoryUnreachable({ location: url, reason: e.reason })
-                : new ReleaseNotFound({ location: url, reason: e.reason, status: e.status })
-            )
-          ))
-          const bytes = yield* readCapped(body.stream, url)
-          const file = yield* decodeReleaseFile(bytes, url)
-          return Option.some(release(segments, file, file.uri ?? new URL(file.binary, url).href))
-        }),
+      resolve: Effect.fn("Repository.Http.resolve")(function*(wanted: Wanted) {
+        const segments = yield* releaseSegments(base, wanted, options)
+        const url = `${base}/${segments.map(encodeURIComponent).join("/")}/release.json`
+        const body = yield* fetchHttp(url, 0).pipe(Effect.catchTag("DownloadFailed", (e) =>
+          Effect.fail(
+            e.status === undefined
+              ? new RepositoryUnreachable({ location: url, reason: e.reason })
+              : new ReleaseNotFound({ location: url, reason: e.reason, status: e.status })
+          )
+        ))
+        const bytes = yield* readCapped(body.stream, url)
+        const file = yield* decodeReleaseFile(bytes, url)
+        return Option.some(release(segments, file, file.uri ?? new URL(file.binary, url).href))
+      }),
       fetch: (release, offset) => fetchHttp(release.location, offset),
       report: silent
     } satisfies Source
@@ -191,25 +190,24 @@ export const makeDirectory = (options: DirectoryOptions): Effect.Effect<Source, 
     const root = Path.resolve(options.path)
     return {
       location: root,
-      resolve: (wanted) =>
-        Effect.gen(function*() {
-          const segments = yield* releaseSegments(root, wanted, options)
-          const dir = Path.join(root, ...segments)
-          const path = Path.join(dir, "release.json")
-          const info = yield* fs.stat(path).pipe(Effect.catchAll((e) =>
-            Effect.fail(
-              e._tag === "SystemError" && e.reason === "NotFound"
-                ? new ReleaseNotFound({ location: path, reason: "no such file" })
-                : new RepositoryUnreachable({ location: path, reason: e.message })
-            )
-          ))
-          if (info.type !== "File") return yield* new ReleaseNotFound({ location: path, reason: "not a file" })
-          const bytes = Number(info.size) > maxReleaseFileBytes
-            ? new Uint8Array(maxReleaseFileBytes + 1)
-            : yield* Effect.mapError(fs.readFile(path), (e) => new RepositoryUnreachable({ location: path, reason: e.message }))
-          const file = yield* decodeReleaseFile(bytes, path)
-          return Option.some(release(segments, file, Path.join(dir, file.binary)))
-        }),
+      resolve: Effect.fn("Repository.Directory.resolve")(function*(wanted: Wanted) {
+        const segments = yield* releaseSegments(root, wanted, options)
+        const dir = Path.join(root, ...segments)
+        const path = Path.join(dir, "release.json")
+        const info = yield* fs.stat(path).pipe(Effect.catchAll((e) =>
+          Effect.fail(
+            e._tag === "SystemError" && e.reason === "NotFound"
+              ? new ReleaseNotFound({ location: path, reason: "no such file" })
+              : new RepositoryUnreachable({ location: path, reason: e.message })
+          )
+        ))
+        if (info.type !== "File") return yield* new ReleaseNotFound({ location: path, reason: "not a file" })
+        const bytes = Number(info.size) > maxReleaseFileBytes
+          ? new Uint8Array(maxReleaseFileBytes + 1)
+          : yield* Effect.mapError(fs.readFile(path), (e) => new RepositoryUnreachable({ location: path, reason: e.message }))
+        const file = yield* decodeReleaseFile(bytes, path)
+        return Option.some(release(segments, file, Path.join(dir, file.binary)))
+      }),
       fetch: (release, offset) => Effect.provideService(Download.fetchFile(release.location, offset), FileSystem.FileSystem, fs),
       report: silent
     } satisfies Source

@@ -16,7 +16,11 @@ export interface Ran {
 }
 
 /** Runs a bundled command with node (asynchronously: a test's server shares this process). */
-export const run = (name: string, args: ReadonlyArray<string>, options: { uid?: number; gid?: number } = {}) =>
+export const run = (
+  name: string,
+  args: ReadonlyArray<string>,
+  options: { uid?: number; gid?: number; env?: NodeJS.ProcessEnv } = {}
+) =>
   new Promise<Ran>((resolve, reject) => {
     const child = spawn(process.execPath, [bundle(name), ...args], { stdio: ["ignore", "pipe", "pipe"], ...options })
     let stdout = ""

@@ -277,6 +277,24 @@ describe("update-self faults: one line, a documented status, the target byte-ide
     }
   })
 
+  it("a bz2 release where the bzip2 command is missing: exit 11, the target untouched", async () => {
+    const dir = fresh()
+    const repo = Path.join(dir, "repo")
+    choriaRelease(repo, { name: "tool", version: "2.0.0", bytes: newBytes, payload: bz })
+    const bin = Path.join(dir, "bin")
+    Fs.mkdirSync(bin)
+    const tool = target(bin, oldBytes)
+    const ran = await run("update-self", ["--target", tool, "--repo", repo, "--version", "2.0.0", ...platform], {
+      env: { ...process.env, PATH: Path.join(dir, "no-such-dir") }
+    })
+    expect(ran.status).toBe(11)
+    expect(errorLine(ran)).toEqual([
+      "update-self: cannot run bzip2 (spawn bzip2 ENOENT): install it (apt-get install bzip2) or publish with --compression gzip"
+    ])
+    expect(Fs.readFileSync(tool).equals(oldBytes)).toBe(true)
+    expect(listing(bin)).toEqual(["tool"])
+  })
+
   it("usage errors exit 2", async () => {
     const ran = await run("update-self", ["--repo", "x"])
     expect(ran.status).toBe(2)
