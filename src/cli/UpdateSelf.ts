@@ -65,8 +65,7 @@ export const exitStatus: (error: UpdateSelfError) => number = Match.type<UpdateS
     DowngradeRefused: () => 9,
     TargetUnavailable: () => 10,
     WriteFailed: () => 10,
-    Bzip2Unavailable: () => 11,
-    RollbackError: (e) => (e.rolledBack ? 12 : 13)
+    RollbackError: (e) => (e.rolledBack ? 11 : 12)
   })
 )
 
@@ -85,9 +84,8 @@ const exitCodes: ReadonlyArray<ExitStatusRow> = [
   [8, "signature missing or invalid, or unreadable public key"],
   [9, "downgrade refused"],
   [10, "target missing or its directory not writable"],
-  [11, "the bzip2 command is not installed"],
-  [12, "health check failed; the previous binary was restored"],
-  [13, "health check failed and restoring the previous binary failed"],
+  [11, "health check failed; the previous binary was restored"],
+  [12, "health check failed and restoring the previous binary failed"],
   [130, "interrupted (SIGINT/SIGTERM); the target was left or put back as it was"]
 ]
 

@@ -69,7 +69,6 @@ export type ApplyError =
   | Download.WriteFailed
   | Compression.CorruptPayload
   | Compression.PayloadTooLarge
-  | Compression.Bzip2Unavailable
   | PackageHashMismatch
   | PackageSizeMismatch
   | Signature.SignatureMissing
@@ -90,7 +89,6 @@ export const updateEngineCode: (error: ApplyError) => number = Match.type<ApplyE
     WriteFailed: () => Code.DownloadWriteError,
     CorruptPayload: () => Code.DownloadPayloadVerificationError,
     PayloadTooLarge: () => Code.PayloadSizeMismatchError,
-    Bzip2Unavailable: () => Code.DownloadStateInitializationError,
     PackageHashMismatch: () => Code.PayloadHashMismatchError,
     PackageSizeMismatch: () => Code.PayloadSizeMismatchError,
     SignatureMissing: () => Code.DownloadSignatureMissingInManifest,

@@ -3,15 +3,18 @@
  * none, chosen by file name and magic bytes, decoded and encoded as streams
  * with a cap on the decoded size so a decompression bomb stops at the cap.
  *
- * bzip2 goes through the system `bzip2` command: measured on a 64 MiB
- * release it decodes in 4.3 s with 61 MB peak RSS, where the pure-JS
- * candidates took 7.3 s (seek-bzip, whole input in memory), 5.9 s
- * (WASM libbzip2, whole input and output in memory) and 11.6 s with 186 MB
- * (unbzip2-stream, the only one that streams).
+ * bzip2 goes through the system `bzip2` command when there is one: measured
+ * on a 64 MiB release it decodes in 4.3 s with 61 MB peak RSS and runs on
+ * another core, where the npm candidates took 7.3 s (seek-bzip, whole input
+ * in memory), 5.9 s (WASM libbzip2, whole input and output in memory) and
+ * 11.6 s with 186 MB (unbzip2-stream, the only one that streams). Without the
+ * command, the built-in streaming decoder (`internal/bunzip2.ts`, 5.9 s for
+ * the same release in this process) takes over.
  */
 import * as NodeStream from "@effect/platform-node/NodeStream"
 import { Chunk, Deferred, Effect, Exit, Fiber, FiberId, Option, Schema, Stream } from "effect"
 import * as ChildProcess from "node:child_process"
+import { Bunzip2 } from "./internal/bunzip2.js"
 import * as Zlib from "node:zlib"
 
 /** How a payload is compressed. */
@@ -176,6 +179,34 @@ const throughCommand = <E, R, E2>(
     )
   }))
 
+/** Decodes bzip2 in this process with the built-in decoder (for machines without the `bzip2` command). */
+export const bunzip2 = <E, R>(
+  input: Stream.Stream<Uint8Array, E, R>,
+  corrupt: (reason: string) => CorruptPayload
+): Stream.Stream<Uint8Array, E | CorruptPayload, R> =>
+  Stream.unwrapScoped(Effect.gen(function*() {
+    const pull = yield* Stream.toPull(input)
+    const decoder = new Bunzip2()
+    const next = (): Effect.Effect<Chunk.Chunk<Uint8Array>, Option.Option<E | CorruptPayload>, R> => {
+      const read = decoder.read()
+      switch (read._tag) {
+        case "Bytes":
+          return read.bytes.byteLength === 0 ? Effect.suspend(next) : Effect.succeed(Chunk.of(read.bytes))
+        case "Done":
+          return Effect.fail(Option.none())
+        case "Corrupt":
+          return Effect.fail(Option.some(corrupt(read.reason)))
+        case "NeedInput":
+          return pull.pipe(
+            Effect.map((chunk) => Chunk.forEach(chunk, (bytes) => decoder.push(bytes))),
+            Effect.catchAll((error) => Option.isNone(error) ? Effect.sync(() => decoder.end()) : Effect.fail(error)),
+            Effect.zipRight(Effect.suspend(next))
+          )
+      }
+    }
+    return Stream.repeatEffectChunkOption(Effect.suspend(next))
+  }))
+
 /** The decoding options: where the payload comes from (for messages), its name and the decoded-size cap. */
 export interface DecodeOptions {
   readonly location: string
@@ -190,11 +221,7 @@ export interface DecodeOptions {
 export const decode = <E, R>(
   input: Stream.Stream<Uint8Array, E, R>,
   options: DecodeOptions
-): Stream.Stream<
-  Uint8Array,
-  E | CorruptPayload | PayloadTooLarge | Bzip2Unavailable,
-  R
-> =>
+): Stream.Stream<Uint8Array, E | CorruptPayload | PayloadTooLarge, R> =>
   Stream.unwrapScoped(Effect.gen(function*() {
     const { head, stream } = yield* peekHead(input)
     const seen = sniff(head)
@@ -204,9 +231,14 @@ export const decode = <E, R>(
     if (named !== undefined && named !== seen) {
       return Stream.fail(corrupt(head.length === 0 ? "empty payload" : `named ${options.name} but not ${named} data`))
     }
-    const decoded: Stream.Stream<Uint8Array, E | CorruptPayload | Bzip2Unavailable, R> =
+    const decoded: Stream.Stream<Uint8Array, E | CorruptPayload, R> =
       kind === "bz2"
-        ? throughCommand(stream, "bzip2", ["-d", "-c"], corrupt)
+        ? throughCommand(stream, "bzip2", ["-d", "-c"], corrupt).pipe(
+          // No bzip2 command here: decode in this process instead.
+          Stream.catchAll((error): Stream.Stream<Uint8Array, E | CorruptPayload, R> =>
+            error instanceof Bzip2Unavailable ? bunzip2(stream, corrupt) : Stream.fail(error)
+          )
+        )
         : kind === "gzip"
         ? NodeStream.pipeThroughDuplex(stream, () => Zlib.createGunzip(), (error) => corrupt(messageOf(error)))
         : stream

@@ -161,7 +161,6 @@ export const toFile = (options: Options): Effect.Effect<
   | WriteFailed
   | Compression.CorruptPayload
   | Compression.PayloadTooLarge
-  | Compression.Bzip2Unavailable
   | PackageHashMismatch
   | PackageSizeMismatch,
   FileSystem.FileSystem

@@ -130,7 +130,7 @@ describe("update-repo -> HTTP server -> update-self", () => {
     const help = await run("update-self", ["--help"])
     expect(help.status).toBe(0)
     expect(help.stdout).toContain("EXIT STATUS")
-    expect(help.stdout).toMatch(/12 {2}health check failed; the previous binary was restored/)
+    expect(help.stdout).toMatch(/11 {2}health check failed; the previous binary was restored/)
     expect((await run("update-repo", ["--help"])).stdout).toMatch(/3 {2}the release or key file exists/)
   })
 })
@@ -189,7 +189,7 @@ describe("update-self faults: one line, a documented status, the target byte-ide
     {
       name: "a failed --check",
       args: ["--check", "exit 1"],
-      status: 12,
+      status: 11,
       line: /failed its health check \(exit 1 exited with status 1\); rolled back to the previous binary$/,
       kept: ["tool", "tool.backup"]
     },
@@ -277,22 +277,24 @@ describe("update-self faults: one line, a documented status, the target byte-ide
     }
   })
 
-  it("a bz2 release where the bzip2 command is missing: exit 11, the target untouched", async () => {
+  it("a bz2 release where the bzip2 command is missing: decoded by the built-in decoder", async () => {
     const dir = fresh()
     const repo = Path.join(dir, "repo")
     choriaRelease(repo, { name: "tool", version: "2.0.0", bytes: newBytes, payload: bz })
+    const corruptRepo = Path.join(dir, "corrupt")
+    choriaRelease(corruptRepo, { name: "tool", version: "2.0.0", bytes: newBytes, payload: corrupt })
     const bin = Path.join(dir, "bin")
     Fs.mkdirSync(bin)
     const tool = target(bin, oldBytes)
-    const ran = await run("update-self", ["--target", tool, "--repo", repo, "--version", "2.0.0", ...platform], {
-      env: { ...process.env, PATH: Path.join(dir, "no-such-dir") }
-    })
-    expect(ran.status).toBe(11)
-    expect(errorLine(ran)).toEqual([
-      "update-self: cannot run bzip2 (spawn bzip2 ENOENT): install it (apt-get install bzip2) or publish with --compression gzip"
-    ])
-    expect(Fs.readFileSync(tool).equals(oldBytes)).toBe(true)
+    const env = { ...process.env, PATH: Path.join(dir, "no-such-dir") }
+    const bad = await run("update-self", ["--target", tool, "--repo", corruptRepo, "--version", "2.0.0", ...platform], { env })
+    expect(bad.status).toBe(7)
+    expect(errorLine(bad)[0]).toMatch(/bz2 data is corrupt: (block CRC mismatch|bad Huffman code( length)?|bad selector)$/)
     expect(listing(bin)).toEqual(["tool"])
+    const ran = await run("update-self", ["--target", tool, "--repo", repo, "--version", "2.0.0", ...platform], { env })
+    expect(ran.status).toBe(0)
+    expect(Fs.readFileSync(tool).equals(newBytes)).toBe(true)
+    expect(listing(bin)).toEqual(["tool", "tool.backup"])
   })
 
   it("usage errors exit 2", async () => {

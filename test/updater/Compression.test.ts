@@ -1,6 +1,7 @@
 import { NodeContext } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Schema, Stream } from "effect"
+import { execFileSync } from "node:child_process"
 import * as Zlib from "node:zlib"
 import { Compression } from "effect-omaha"
 import { binary, bzip2, sha256 } from "./support.js"
@@ -86,4 +87,53 @@ describe("Compression", () => {
         expect(back._tag === "Right" && back.right.equals(data)).toBe(true)
       }
     }).pipe(Effect.provide(NodeContext.layer)))
+
+  describe("the built-in bzip2 decoder (used where the bzip2 command is missing)", () => {
+    const builtin = (bytes: Uint8Array, maxBytes = 1 << 30) =>
+      Compression.bunzip2(chunked(bytes), (reason) => new Compression.CorruptPayload({ location: "p", compression: "bz2", reason })).pipe(
+        Compression.capBytes(maxBytes, () => new Compression.PayloadTooLarge({ location: "p", limit: maxBytes })),
+        Stream.runCollect,
+        Effect.map((chunks) => Buffer.concat(Chunk.toArray(chunks))),
+        Effect.either
+      )
+
+    it.effect("decodes what the system bzip2 writes: many blocks, long runs, empty input, concatenated streams", () =>
+      Effect.gen(function*() {
+        const runs = Buffer.concat([Buffer.alloc(70_000, 7), Buffer.from("xyzzy"), Buffer.alloc(3, 1), Buffer.alloc(255 + 4, 2)])
+        for (
+          const [name, plain, level] of [
+            ["binary, 4 blocks", binary(350_000, 3), 1],
+            ["runs", runs, 9],
+            ["empty", Buffer.alloc(0), 9]
+          ] as const
+        ) {
+          const compressed = execFileSync("bzip2", [`-${level}`, "-c"], { input: plain })
+          const result = yield* builtin(compressed)
+          expect(result._tag === "Right" && result.right.equals(plain), name).toBe(true)
+        }
+        const two = Buffer.concat([bzip2(Buffer.from("one ")), bzip2(Buffer.from("two"))])
+        const joined = yield* builtin(two)
+        expect(joined._tag === "Right" && joined.right.toString()).toBe("one two")
+      }))
+
+    it.effect("reports truncated, corrupt and foreign data, and stops a bomb at the cap", () =>
+      Effect.gen(function*() {
+        const reasons: Array<string> = []
+        const corrupt = Buffer.from(bz)
+        corrupt.fill(0x55, 2000, 2100)
+        for (const input of [bz.subarray(0, bz.length - 100), corrupt, Buffer.from("BZh9 but not really"), Buffer.concat([bz, Buffer.from("junk")])]) {
+          const result = yield* builtin(input)
+          reasons.push(result._tag === "Left" ? result.left.message : "decoded")
+        }
+        expect(reasons).toEqual([
+          "p: bz2 data is corrupt: truncated",
+          // Where the damage lands decides which check catches it first.
+          expect.stringMatching(/^p: bz2 data is corrupt: (block CRC mismatch|bad Huffman code( length)?|bad selector)$/),
+          "p: bz2 data is corrupt: bad block header",
+          "p: bz2 data is corrupt: trailing data after the end of the stream"
+        ])
+        const bomb = yield* builtin(bzip2(Buffer.alloc(64 * 1024 * 1024)), 4 * 1024 * 1024)
+        expect(bomb._tag === "Left" && bomb.left._tag).toBe("PayloadTooLarge")
+      }))
+  })
 })
