@@ -3,7 +3,8 @@
  * URL or a directory in choria's layout), verified, optionally signed and
  * health-checked, rolled back on failure. The source is chosen by
  * {@link sourceOptions} and {@link sourceLayer}, the one place a new kind of
- * source (an Omaha server) is added.
+ * source (an Omaha server) is added; a `--watch` mode would run the same
+ * `Apply.apply` on a schedule instead of once.
  */
 import { Command, Options } from "@effect/cli"
 import type { FileSystem, HttpClient } from "@effect/platform"

@@ -5,6 +5,12 @@
  * here: an HTTP repository in choria's layout
  * (`<repo>/<version>/<os>/<arch>/release.json`) and the same layout in a
  * local directory, for sites without a network path to a repository.
+ *
+ * An Omaha source fits the same port: `resolve` is an update check (none on
+ * `noupdate`; the first manifest's version, the first package's URL, size
+ * and SHA-256), `fetch` is `Download.fetchHttp` of that URL, and `report`
+ * sends events 13/1, 14/1, 3/1, and 3/0 with the code of
+ * `Apply.updateEngineCode` on failure.
  */
 import { FileSystem, HttpClient } from "@effect/platform"
 import { Context, Effect, Layer, Option, Schema, Stream } from "effect"
