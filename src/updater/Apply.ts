@@ -223,7 +223,7 @@ const run = (options: Options, source: Repository.Source, found: Ref.Ref<Option.
     }
 
     yield* source.report.downloadStarted(release)
-    const written = yield* stage(paths, release, info.mode & 0o7777, source, options)
+    const written = yield* stage(paths, release, info, source, options)
     yield* source.report.downloadFinished(release)
 
     yield* keepBackup(target, paths)
@@ -268,13 +268,13 @@ const syncDirectory = (dir: string) =>
 
 /**
  * Step 1: the new binary, downloaded and verified into `.<name>.new` (created
- * exclusively, 0600, then given the target's mode and synced). Removed again
- * unless the apply succeeds.
+ * exclusively, 0600, then given the target's mode, and its owner when running
+ * as root, and synced). Removed again unless the apply succeeds.
  */
 const stage = (
   paths: ReturnType<typeof files>,
   release: Release,
-  mode: number,
+  old: FileSystem.File.Info,
   source: Repository.Source,
   options: Options
 ) =>
@@ -293,7 +293,13 @@ const stage = (
       maxBytes: options.maxBytes ?? defaultMaxBytes,
       onProgress: options.onProgress
     })
-    yield* fs.chmod(paths.staged, mode).pipe(Effect.mapError(Download.writeFailed(paths.staged, "set the mode of")))
+    // The owner first: chown clears set-user-ID bits, which the mode then restores.
+    if (process.getuid?.() === 0 && Option.isSome(old.uid) && Option.isSome(old.gid)) {
+      yield* fs.chown(paths.staged, old.uid.value, old.gid.value).pipe(
+        Effect.mapError(Download.writeFailed(paths.staged, "set the owner of"))
+      )
+    }
+    yield* fs.chmod(paths.staged, old.mode & 0o7777).pipe(Effect.mapError(Download.writeFailed(paths.staged, "set the mode of")))
     yield* output.sync.pipe(Effect.mapError(Download.writeFailed(paths.staged, "sync")))
     return written
   })

@@ -75,6 +75,18 @@ describe("Apply", () => {
       expect(log).toEqual(["13/1 2.0.0", "14/1 2.0.0", "3/1 2.0.0"])
     }))
 
+  it.live.skipIf(process.getuid?.() !== 0)("keeps the owner of a target when running as root, set-user-ID bit included", () =>
+    Effect.gen(function*() {
+      const { repo, tool } = setup()
+      Fs.chownSync(tool, 65534, 65534)
+      Fs.chmodSync(tool, 0o4755)
+      const result = yield* apply(directory(repo), { target: tool })
+      expect(result._tag).toBe("Right")
+      const info = Fs.statSync(tool)
+      expect({ uid: info.uid, gid: info.gid, mode: info.mode & 0o7777 }).toEqual({ uid: 65534, gid: 65534, mode: 0o4755 })
+      expect(Fs.readFileSync(tool).equals(newBytes)).toBe(true)
+    }))
+
   it.live("installs a signed release over HTTP with a public key configured", () =>
     Effect.gen(function*() {
       const root = tempDir()
