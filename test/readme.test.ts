@@ -2,8 +2,9 @@ import { describe, expect, it } from "@effect/vitest"
 import { HttpServer } from "@effect/platform"
 import { NodeContext } from "@effect/platform-node"
 import { Effect, HashMap, Layer, Logger, Option } from "effect"
-import { AppClient, Xml } from "effect-omaha"
+import { AppClient, Platform, Xml } from "effect-omaha"
 import { post } from "./server/support.js"
+import { binary, choriaRelease, listing, tempDir, target } from "./updater/support.js"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
@@ -113,5 +114,21 @@ describe("README", () => {
       expect(server.received.length).toBe(1)
       expect(server.received[0]!.request).toMatchObject({ installSource: "ondemandupdate" })
       expect(server.received[0]!.request!.apps[0]!.updateCheck).toBeDefined()
+    }))
+
+  it.live("the updater example installs a release from a repository directory", () =>
+    Effect.gen(function*() {
+      const example = yield* Effect.promise(() => loadExample("updater"))
+      const dir = tempDir()
+      const bytes = binary(100_000, 5)
+      choriaRelease(Path.join(dir, "repo"), { name: "tool", version: "2.0.0", os: Platform.goOs(), arch: Platform.goArch(), bytes })
+      Fs.mkdirSync(Path.join(dir, "bin"))
+      const tool = target(Path.join(dir, "bin"), binary(1000, 6))
+      const update = example["update"] as (target: string, repo: string) => Effect.Effect<{ _tag: string }>
+      const result = yield* update(tool, Path.join(dir, "repo"))
+      expect(result._tag).toBe("Updated")
+      expect(Fs.readFileSync(tool).equals(bytes)).toBe(true)
+      expect(listing(Path.join(dir, "bin"))).toEqual(["tool", "tool.backup"])
+      Fs.rmSync(dir, { recursive: true })
     }))
 })

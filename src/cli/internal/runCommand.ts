@@ -7,7 +7,7 @@
  * `interrupted` status.
  */
 import { ValidationError } from "@effect/cli"
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Effect, Exit, Option } from "effect"
 
 /** Exit statuses shared by every command; each command documents its own from 3 up. */

@@ -1,0 +1,3 @@
+import { runCommand } from "../src/cli/internal/runCommand.js"
+import { ending, program } from "../src/cli/UpdateSelf.js"
+runCommand(ending, program(process.argv))

@@ -1,0 +1,255 @@
+/**
+ * Streaming download of a release: the payload flows from its source through
+ * the decoder and SHA-256 into a file the caller opened, in one pass and in
+ * bounded memory. The raw bytes received are also appended to a partial file
+ * named after the expected hash, so a transfer cut off (in this run, or by a
+ * killed process) resumes with an HTTP Range request instead of starting over.
+ */
+import { FileSystem, HttpClient, HttpClientRequest } from "@effect/platform"
+import { Duration, Effect, Schema, Stream } from "effect"
+import * as Crypto from "node:crypto"
+import { PackageHashMismatch, PackageSizeMismatch } from "../protocol/Package.js"
+import * as Compression from "./Compression.js"
+import type { Release } from "./Release.js"
+
+/** Fetching the payload failed: no connection, a timeout, or an HTTP status other than 200/206. */
+export class DownloadFailed extends Schema.TaggedError<DownloadFailed>()("DownloadFailed", {
+  /** The URL or path being fetched. */
+  location: Schema.String,
+  reason: Schema.String,
+  /** The HTTP status, when the server answered. */
+  status: Schema.optional(Schema.Number),
+  /** Whether trying again may help (network errors, timeouts, 408, 429, 5xx). */
+  retryable: Schema.Boolean
+}) {
+  override get message(): string {
+    return `download of ${this.location} failed: ${this.reason}`
+  }
+}
+
+/** A file next to the target could not be created, written, synced, renamed or removed. */
+export class WriteFailed extends Schema.TaggedError<WriteFailed>()("WriteFailed", {
+  path: Schema.String,
+  operation: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `cannot ${this.operation} ${this.path}: ${this.reason}`
+  }
+}
+
+/** Maps a platform error on `path` to {@link WriteFailed}. */
+export const writeFailed = (path: string, operation: string) => (error: { readonly message: string }) =>
+  new WriteFailed({ path, operation, reason: error.message })
+
+/** A payload stream from a source, starting at byte `start` of the payload. */
+export interface Body {
+  readonly start: number
+  /** The payload's whole size in bytes, when the source knows it (for progress). */
+  readonly total: number | undefined
+  readonly stream: Stream.Stream<Uint8Array, DownloadFailed>
+}
+
+/** Opens a payload from byte `offset` on (a source may start earlier, never later). */
+export type Fetch = (offset: number) => Effect.Effect<Body, DownloadFailed>
+
+/** Timeouts of an HTTP transfer. */
+export interface Timeouts {
+  /** From the request until the response headers (connecting included). */
+  readonly connect: Duration.DurationInput
+  /** Longest wait for the next bytes of the body. */
+  readonly idle: Duration.DurationInput
+}
+
+/** update_engine's choices: 30 s to connect, 90 s without progress. */
+export const defaultTimeouts: Timeouts = { connect: "30 seconds", idle: "90 seconds" }
+
+const retryableStatus = (status: number) => status === 408 || status === 429 || status >= 500
+
+/**
+ * GETs `url` from byte `offset` (a Range request when offset > 0). A 200
+ * answer to a Range request starts at 0, which {@link toFile} skips over.
+ */
+export const fetchHttp = (
+  url: string,
+  offset: number,
+  timeouts: Timeouts = defaultTimeouts
+): Effect.Effect<Body, DownloadFailed, HttpClient.HttpClient> =>
+  Effect.gen(function*() {
+    // Repositories often sit behind a CDN or object store that redirects; update_engine follows up to 10.
+    const client = HttpClient.followRedirects(yield* HttpClient.HttpClient, 10)
+    const failed = (reason: string, retryable: boolean, status?: number) =>
+      new DownloadFailed({ location: url, reason, retryable, ...(status === undefined ? {} : { status }) })
+    const request = HttpClientRequest.get(url).pipe(
+      offset > 0 ? HttpClientRequest.setHeader("range", `bytes=${offset}-`) : (r) => r,
+      HttpClientRequest.setHeader("accept-encoding", "identity")
+    )
+    const response = yield* client.execute(request).pipe(
+      Effect.timeoutFail({
+        duration: timeouts.connect,
+        onTimeout: () => failed(`no response within ${Duration.format(timeouts.connect)}`, true)
+      }),
+      Effect.catchTag("RequestError", "ResponseError", (e) => Effect.fail(failed(causeMessage(e), true)))
+    )
+    const length = Number(response.headers["content-length"] ?? NaN)
+    let start = 0
+    if (response.status === 206) {
+      const range = /^bytes (\d+)-\d+\/(\d+|\*)$/.exec(response.headers["content-range"] ?? "")
+      if (range === null || Number(range[1]) !== offset) {
+        return yield* failed(`server answered range ${offset}- with ${response.headers["content-range"] ?? "nothing"}`, false, 206)
+      }
+      start = offset
+    } else if (response.status !== 200) {
+      return yield* failed(`HTTP status ${response.status}`, retryableStatus(response.status), response.status)
+    }
+    const stream = response.stream.pipe(
+      Stream.timeoutFail(() => failed(`no data for ${Duration.format(timeouts.idle)}`, true), timeouts.idle),
+      Stream.catchTag("ResponseError", (e) => Stream.fail(failed(causeMessage(e), true)))
+    )
+    return { start, total: Number.isFinite(length) ? start + length : undefined, stream }
+  })
+
+const causeMessage = (error: { readonly message: string; readonly cause?: unknown }): string => {
+  const cause = error.cause
+  const detail = cause instanceof globalThis.Error
+    ? (cause as NodeJS.ErrnoException).code ?? cause.message
+    : undefined
+  return detail === undefined ? error.message : `${error.message} (${detail})`
+}
+
+/** Progress of a transfer: raw bytes received so far, of `total` when known. */
+export interface Progress {
+  readonly received: number
+  readonly total: number | undefined
+}
+
+/** What {@link toFile} needs. */
+export interface Options {
+  readonly release: Release
+  readonly fetch: Fetch
+  /** The open file the decoded binary goes into, and its path. */
+  readonly output: FileSystem.File
+  readonly outputPath: string
+  /** The partial file of raw bytes, in the target's directory; resumed from when present. */
+  readonly partPath: string
+  /** The cap on the decoded size when the release announces none. */
+  readonly maxBytes: number
+  /** Attempts at the transfer in all (the first included). */
+  readonly attempts?: number | undefined
+  readonly onProgress?: ((progress: Progress) => Effect.Effect<void>) | undefined
+}
+
+/** The decoded binary's size and SHA-256 (hex), verified against the release. */
+export interface Written {
+  readonly size: number
+  readonly sha256: string
+}
+
+const chunkSize = 64 * 1024
+
+/** The partial-download file for a release's hash in a directory: `.<target>.<sha256>.part`. */
+export const partName = (targetName: string, sha256: string): string => `.${targetName}.${sha256.toLowerCase()}.part`
+
+/**
+ * Downloads, decodes and hashes a release into `output`, then checks its size
+ * and SHA-256. The partial file is removed when this ends in any way a
+ * process can observe; only a killed process leaves it, for the next run.
+ */
+export const toFile = (options: Options): Effect.Effect<
+  Written,
+  | DownloadFailed
+  | WriteFailed
+  | Compression.CorruptPayload
+  | Compression.PayloadTooLarge
+  | PackageHashMismatch
+  | PackageSizeMismatch,
+  FileSystem.FileSystem
+> =>
+  Effect.scoped(Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const { release, partPath } = options
+    const location = release.location
+    const limit = release.size ?? options.maxBytes
+    // Compressed data can be slightly larger than what it decodes to; anything far beyond is not a release.
+    const transferLimit = limit + Math.ceil(limit / 64) + 1024 * 1024
+    const attempts = Math.max(1, options.attempts ?? 4)
+    const onProgress = options.onProgress ?? (() => Effect.void)
+
+    const part = yield* Effect.acquireRelease(
+      fs.open(partPath, { flag: "a+", mode: 0o600 }).pipe(Effect.mapError(writeFailed(partPath, "create"))),
+      () => fs.remove(partPath, { force: true }).pipe(Effect.ignore)
+    )
+    const kept = Number((yield* Effect.mapError(part.stat, writeFailed(partPath, "stat"))).size)
+    let received = kept
+    let total: number | undefined = undefined
+
+    const local = kept === 0 ? Stream.empty : fs.stream(partPath, { chunkSize, bytesToRead: kept }).pipe(
+      Stream.mapError(writeFailed(partPath, "read"))
+    )
+    const remote = (attempt: number): Stream.Stream<Uint8Array, DownloadFailed | WriteFailed> =>
+      Stream.unwrap(Effect.map(options.fetch(received), (body) => {
+        total = body.total ?? total
+        let skip = received - body.start
+        return body.stream.pipe(
+          // A server that ignored the Range header sends the bytes we already have first.
+          Stream.map((bytes) => {
+            if (skip <= 0) return bytes
+            const rest = bytes.subarray(Math.min(skip, bytes.byteLength))
+            skip -= bytes.byteLength
+            return rest
+          }),
+          Stream.filter((bytes) => bytes.byteLength > 0),
+          Stream.tap((bytes) =>
+            part.writeAll(bytes).pipe(
+              Effect.mapError(writeFailed(partPath, "write")),
+              Effect.zipRight(Effect.suspend(() => {
+                received += bytes.byteLength
+                return onProgress({ received, total })
+              }))
+            )
+          )
+        )
+      })).pipe(Stream.catchAll((error) =>
+        error._tag === "DownloadFailed" && error.retryable && attempt < attempts
+          ? Stream.unwrap(Effect.as(Effect.sleep(Duration.millis(250 * 2 ** (attempt - 1))), remote(attempt + 1)))
+          : Stream.fail(error)
+      ))
+
+    const transfer = Stream.concat(local, remote(1)).pipe(
+      Compression.capBytes(transferLimit, () => new Compression.PayloadTooLarge({ location, limit: transferLimit }))
+    )
+    const decoded = Compression.decode(transfer, { location, name: release.name, maxBytes: limit })
+
+    const hash = Crypto.createHash("sha256")
+    let size = 0
+    yield* Stream.runForEachChunk(decoded, (chunk) =>
+      Effect.forEach(chunk, (bytes) => {
+        hash.update(bytes)
+        size += bytes.byteLength
+        return options.output.writeAll(bytes)
+      }, { discard: true }).pipe(Effect.mapError(writeFailed(options.outputPath, "write"))))
+    const sha256 = hash.digest("hex")
+    if (release.size !== undefined && size !== release.size) {
+      return yield* new PackageSizeMismatch({ name: location, expected: release.size, actual: size })
+    }
+    if (sha256 !== release.sha256.toLowerCase()) {
+      return yield* new PackageHashMismatch({ name: location, algorithm: "sha256", expected: release.sha256, actual: sha256 })
+    }
+    return { size, sha256 }
+  }))
+
+/** Opens a payload in a local file from byte `offset` on. */
+export const fetchFile = (path: string, offset: number) =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const failed = (e: { readonly message: string }) =>
+      new DownloadFailed({ location: path, reason: e.message, retryable: false })
+    const info = yield* Effect.mapError(fs.stat(path), failed)
+    const total = Number(info.size)
+    const body: Body = {
+      start: Math.min(offset, total),
+      total,
+      stream: fs.stream(path, { chunkSize, offset: Math.min(offset, total) }).pipe(Stream.mapError(failed))
+    }
+    return body
+  })

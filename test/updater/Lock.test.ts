@@ -1,0 +1,58 @@
+import { NodeContext } from "@effect/platform-node"
+import { describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { spawnSync } from "node:child_process"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { Lock } from "effect-omaha"
+import { tempDir } from "./support.js"
+
+// A pid that surely ran and is gone: a child that has exited.
+const deadPid = (): number => spawnSync("true").pid!
+
+describe("Lock", () => {
+  it.live("holds the lock for its scope and refuses a second holder while a live process has it", () =>
+    Effect.gen(function*() {
+      const dir = tempDir()
+      const path = Path.join(dir, "tool.lock")
+      yield* Effect.scoped(Effect.gen(function*() {
+        yield* Lock.acquire(path)
+        expect(JSON.parse(Fs.readFileSync(path, "utf8"))).toMatchObject({ pid: process.pid, host: Os.hostname() })
+        const second = yield* Effect.either(Effect.scoped(Lock.acquire(path)))
+        expect(second._tag === "Left" && second.left).toMatchObject({ _tag: "UpdateLocked", pid: process.pid })
+      }))
+      expect(Fs.existsSync(path)).toBe(false)
+      Fs.rmSync(dir, { recursive: true })
+    }).pipe(Effect.provide(NodeContext.layer)))
+
+  it.live("takes over a lock left by a process that no longer runs", () =>
+    Effect.gen(function*() {
+      const dir = tempDir()
+      const path = Path.join(dir, "tool.lock")
+      Fs.writeFileSync(path, JSON.stringify({ pid: deadPid(), host: Os.hostname(), since: 0 }))
+      yield* Effect.scoped(Effect.gen(function*() {
+        yield* Lock.acquire(path)
+        expect(JSON.parse(Fs.readFileSync(path, "utf8")).pid).toBe(process.pid)
+      }))
+      expect(Fs.readdirSync(dir)).toEqual([])
+      Fs.rmSync(dir, { recursive: true })
+    }).pipe(Effect.provide(NodeContext.layer)))
+
+  it.live("respects a lock from another host, and a fresh unreadable lock; takes over an old unreadable one", () =>
+    Effect.gen(function*() {
+      const dir = tempDir()
+      const path = Path.join(dir, "tool.lock")
+      Fs.writeFileSync(path, JSON.stringify({ pid: deadPid(), host: "elsewhere", since: 0 }))
+      const other = yield* Effect.either(Effect.scoped(Lock.acquire(path)))
+      expect(other._tag === "Left" && other.left.message).toMatch(/^another update holds .*tool\.lock \(pid \d+ on elsewhere\)$/)
+      Fs.writeFileSync(path, "")
+      const fresh = yield* Effect.either(Effect.scoped(Lock.acquire(path)))
+      expect(fresh._tag === "Left" && fresh.left._tag).toBe("UpdateLocked")
+      const old = new Date(Date.now() - 60_000)
+      Fs.utimesSync(path, old, old)
+      yield* Effect.scoped(Lock.acquire(path))
+      expect(Fs.readdirSync(dir)).toEqual([])
+      Fs.rmSync(dir, { recursive: true })
+    }).pipe(Effect.provide(NodeContext.layer)))
+})
