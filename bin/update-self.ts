@@ -1,3 +1,4 @@
 import { runCommand } from "../src/cli/internal/runCommand.js"
-import { ending, program } from "../src/cli/UpdateSelf.js"
-runCommand(ending, program(process.argv))
+import { endingFor, program } from "../src/cli/UpdateSelf.js"
+
+runCommand(endingFor(process.argv), program(process.argv))

@@ -11,11 +11,13 @@ import { NodeContext } from "@effect/platform-node"
 import { Clock, Console, Context, Effect, Layer, Logger, Match, Option, Schema } from "effect"
 import * as NodeOs from "node:os"
 import * as Package from "../protocol/Package.js"
+import * as Platform from "../protocol/Platform.js"
 import * as Version from "../protocol/Version.js"
 import * as OmahaHandler from "../server/OmahaHandler.js"
 import * as OmahaServer from "../server/OmahaServer.js"
 import * as PackageFiles from "../server/PackageFiles.js"
 import * as TrivialUpdater from "../server/TrivialUpdater.js"
+import * as Signature from "../updater/Signature.js"
 import { formatBytes } from "./internal/format.js"
 import { ExitStatus, runCommand } from "./internal/runCommand.js"
 import { packageVersion } from "../internal/version.js"
@@ -77,6 +79,7 @@ type Failure =
   | PackageFiles.InvalidPackageName
   | PackageFiles.PackageFileUnavailable
   | CannotListen
+  | Signature.KeyFileInvalid
 
 const exitStatus = Match.type<Failure>().pipe(
   Match.tagsExhaustive({
@@ -85,7 +88,8 @@ const exitStatus = Match.type<Failure>().pipe(
     InvalidBaseUrl: () => Exit.Usage,
     InvalidPackageName: () => Exit.Usage,
     PackageFileUnavailable: () => Exit.PayloadUnavailable,
-    CannotListen: () => Exit.CannotListen
+    CannotListen: () => Exit.CannotListen,
+    KeyFileInvalid: () => Exit.Usage
   })
 )
 
@@ -126,6 +130,9 @@ interface Settings {
   readonly trustedProxies: ReadonlyArray<string>
   readonly shutdownGrace: number
   readonly logFormat: "logfmt" | "json"
+  readonly signKey: Option.Option<string>
+  readonly os: Option.Option<string>
+  readonly arch: Option.Option<string>
 }
 
 /** Hashes the payload, starts the server, prints where it is, and serves until interrupted. */
@@ -148,6 +155,17 @@ export const serve = (settings: Settings) =>
       `serve-package: ${settings.packageName} is ${settings.packageFile}, version ${version.text}, ` +
         `${formatBytes(facts.size)}, sha256 ${facts.sha256}`
     )
+    const signature = yield* Option.match(settings.signKey, {
+      onNone: () => Effect.succeed(undefined),
+      onSome: (path) =>
+        Effect.map(Signature.readPrivateKey(path), (key) =>
+          Signature.sign(key, {
+            version: version.text,
+            os: Option.getOrElse(settings.os, () => Platform.goOs()),
+            arch: Option.getOrElse(settings.arch, () => Platform.goArch()),
+            sha256: facts.sha256Hex
+          }))
+    })
 
     const server = OmahaServer.layer({
       host: listen.host,
@@ -157,7 +175,12 @@ export const serve = (settings: Settings) =>
       shutdownGrace: settings.shutdownGrace * 1000,
       ...(Option.isSome(baseUrl) ? { publicBaseUrl: baseUrl.value } : {})
     }).pipe(
-      Layer.provide(TrivialUpdater.layer({ name: settings.packageName, version, facts })),
+      Layer.provide(TrivialUpdater.layer({
+        name: settings.packageName,
+        version,
+        facts,
+        ...(signature === undefined ? {} : { signature })
+      })),
       // Nothing exports traces from this command, so request spans would only cost time.
       HttpMiddleware.withTracerDisabledWhen(() => true)
     )
@@ -223,6 +246,24 @@ const options = {
   logFormat: Options.choice("log-format", ["logfmt", "json"]).pipe(
     Options.withDefault("logfmt" as const),
     Options.withDescription("Format of the request log on stderr.")
+  ),
+  signKey: Options.text("sign-key").pipe(
+    Options.withPseudoName("FILE"),
+    Options.optional,
+    Options.withDescription(
+      "An ed25519 private key (from update-repo keygen): the package then carries a release signature " +
+        "that update-self --public-key checks, bound to the version, --os, --arch and the payload's hash."
+    )
+  ),
+  os: Options.text("os").pipe(
+    Options.withPseudoName("OS"),
+    Options.optional,
+    Options.withDescription("With --sign-key: Go's OS name of the payload binary (default: this machine's).")
+  ),
+  arch: Options.text("arch").pipe(
+    Options.withPseudoName("ARCH"),
+    Options.optional,
+    Options.withDescription("With --sign-key: Go's architecture name of the payload binary (default: this machine's).")
   )
 }
 
@@ -231,7 +272,7 @@ export const command = Command.make("serve-package", options, serve).pipe(
   Command.withDescription(
     "Serve one update payload over the Omaha protocol, for Flatcar's update_engine or any Omaha client. " +
       "Exit statuses: 0 stopped by SIGINT/SIGTERM, 1 unexpected error, 2 invalid command line " +
-      "(missing or malformed flags, a version that is not semantic), 3 payload missing or unreadable, " +
+      "(missing or malformed flags, a version that is not semantic, an unreadable --sign-key), 3 payload missing or unreadable, " +
       "4 cannot listen on the address."
   )
 )

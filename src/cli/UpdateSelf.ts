@@ -1,17 +1,22 @@
 /**
  * `update-self`: replaces a binary with a release from a repository (an HTTP
- * URL or a directory in choria's layout), verified, optionally signed and
- * health-checked, rolled back on failure. The source is chosen by
- * {@link sourceOptions} and {@link sourceLayer}, the one place a new kind of
- * source (an Omaha server) is added; a `--watch` mode would run the same
- * `Apply.apply` on a schedule instead of once.
+ * URL or a directory in choria's layout) or from an Omaha server, verified,
+ * optionally signed and health-checked, rolled back on failure. With
+ * `--watch` it keeps running and applies updates on update_engine's check
+ * schedule (SIGUSR1 asks for a check at once).
  */
 import { Command, Options } from "@effect/cli"
 import type { FileSystem, HttpClient } from "@effect/platform"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as NodeContext from "@effect/platform-node/NodeContext"
-import { Console, Effect, Layer, Match, Option } from "effect"
+import { Cause, Console, type Duration, Effect, Exit, Layer, Match, Option, Ref, Schema } from "effect"
+import * as AppClient from "../client/AppClient.js"
+import type * as Machine from "../client/Machine.js"
+import * as OmahaClient from "../client/OmahaClient.js"
+import * as UpdateSchedule from "../client/UpdateSchedule.js"
+import { packageVersion } from "../internal/version.js"
 import * as Apply from "../updater/Apply.js"
+import * as OmahaSource from "../updater/OmahaSource.js"
 import * as Progress from "../updater/Progress.js"
 import * as Repository from "../updater/Repository.js"
 import * as Signature from "../updater/Signature.js"
@@ -20,32 +25,104 @@ import { type Ending, ExitStatus } from "./internal/runCommand.js"
 import { releaseVersion, withReleaseVersion } from "./internal/versionArgument.js"
 
 /** Where releases come from, as the command line says. */
-export type SourceConfig = {
-  readonly _tag: "Repository"
-  /** An http(s) URL or a directory. */
-  readonly location: string
-  readonly version: string
-}
+export type SourceConfig =
+  | {
+    readonly _tag: "Repository"
+    /** An http(s) URL or a directory. */
+    readonly location: string
+    readonly version: string
+  }
+  | {
+    readonly _tag: "Omaha"
+    /** The Omaha server's URL. */
+    readonly url: string
+    readonly appId: string
+    readonly track: Option.Option<string>
+    /** The client's user id; the machine id by default. */
+    readonly userId: Option.Option<string>
+  }
 
-/** The source options: `--repo URL|DIR --version V` (an alternative, `--omaha`, joins here with `Options.orElse`). */
-export const sourceOptions: Options.Options<SourceConfig> = Options.all({
+const repositoryOptions = Options.all({
   location: Options.text("repo").pipe(
     Options.withDescription("the repository: an http(s) URL or a directory in choria's layout")
   ),
   version: Options.text(releaseVersion).pipe(Options.withDescription("the version to install (also given as --version V)"))
 }).pipe(Options.map((o) => ({ _tag: "Repository" as const, ...o })))
 
+const omahaOptions = Options.all({
+  url: Options.text("omaha").pipe(
+    Options.withDescription("an Omaha server (e.g. serve-package's SERVER= URL); it chooses the version")
+  ),
+  appId: Options.text("app-id").pipe(Options.withDescription("the binary's Omaha app id")),
+  track: Options.text("track").pipe(Options.withDescription("the update track (group) to ask on"), Options.optional),
+  userId: Options.text("user-id").pipe(
+    Options.withDescription("this client's Omaha user id (default: /etc/machine-id)"),
+    Options.optional
+  )
+}).pipe(Options.map((o) => ({ _tag: "Omaha" as const, ...o })))
+
+/** The source options: `--repo URL|DIR --version V`, or `--omaha URL --app-id ID [--track T] [--user-id ID]`. */
+export const sourceOptions: Options.Options<SourceConfig> = Options.orElse(repositoryOptions, omahaOptions)
+
+/** No Omaha user id was given and the machine id cannot serve as one. */
+export class UserIdUnavailable extends Schema.TaggedError<UserIdUnavailable>()("UserIdUnavailable", {
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `no Omaha user id: ${this.reason}; pass --user-id`
+  }
+}
+
+/** What building a release source can fail with. */
+export type SourceError =
+  | OmahaClient.ConfigError
+  | OmahaClient.DuplicateAppId
+  | AppClient.EmptySetting
+  | UserIdUnavailable
+
 /** The layer of the release source a configuration names. */
 export const sourceLayer = (
   config: SourceConfig,
-  platform: { readonly os: string | undefined; readonly arch: string | undefined; readonly timeouts: Repository.HttpOptions["timeouts"] }
-): Layer.Layer<Repository.Repository, never, HttpClient.HttpClient | FileSystem.FileSystem> =>
-  Repository.isHttpLocation(config.location)
-    ? Repository.layerHttp({ url: config.location, os: platform.os, arch: platform.arch, timeouts: platform.timeouts })
-    : Repository.layerDirectory({ path: config.location, os: platform.os, arch: platform.arch })
+  settings: {
+    readonly os: string | undefined
+    readonly arch: string | undefined
+    readonly timeouts: Repository.HttpOptions["timeouts"]
+    readonly currentVersion: string | undefined
+  }
+): Layer.Layer<Repository.Repository, SourceError, HttpClient.HttpClient | FileSystem.FileSystem> => {
+  if (config._tag === "Repository") {
+    return Repository.isHttpLocation(config.location)
+      ? Repository.layerHttp({ url: config.location, os: settings.os, arch: settings.arch, timeouts: settings.timeouts })
+      : Repository.layerDirectory({ path: config.location, os: settings.os, arch: settings.arch })
+  }
+  const clientVersion = `update-self-${packageVersion}`
+  const omaha = Option.match(config.userId, {
+    onSome: (userId) => OmahaClient.layer({ serverUrl: config.url, userId, clientVersion }),
+    onNone: () =>
+      OmahaClient.layerMachine({ serverUrl: config.url, clientVersion }).pipe(
+        Layer.catchAll((error: OmahaClient.ConfigError | Machine.IdentityError) =>
+          Layer.fail(
+            error._tag === "InvalidServerUrl" || error._tag === "MissingUserId"
+              ? error
+              : new UserIdUnavailable({ reason: error.message })
+          )
+        )
+      )
+  })
+  // Omaha needs a version for the app; "0.0.0" when unknown, and the target's hash then tells whether it is current.
+  const app = AppClient.layer({
+    appId: config.appId,
+    version: settings.currentVersion ?? "0.0.0",
+    ...Option.match(config.track, { onNone: () => ({}), onSome: (track) => ({ track }) })
+  })
+  return OmahaSource.layer({ os: settings.os, arch: settings.arch, timeouts: settings.timeouts }).pipe(
+    Layer.provide(app),
+    Layer.provide(omaha)
+  )
+}
 
 /** Every failure `update-self` can end with. */
-export type UpdateSelfError = Apply.ApplyError | Signature.KeyFileInvalid
+export type UpdateSelfError = Apply.ApplyError | Signature.KeyFileInvalid | SourceError
 
 /** The exit status of each failure (also listed in `--help` and the README). */
 export const exitStatus: (error: UpdateSelfError) => number = Match.type<UpdateSelfError>().pipe(
@@ -66,28 +143,37 @@ export const exitStatus: (error: UpdateSelfError) => number = Match.type<UpdateS
     DowngradeRefused: () => 9,
     TargetUnavailable: () => 10,
     WriteFailed: () => 10,
-    RollbackError: (e) => (e.rolledBack ? 11 : 12)
+    RollbackError: (e) => (e.rolledBack ? 11 : 12),
+    InvalidServerUrl: () => ExitStatus.Usage,
+    MissingUserId: () => ExitStatus.Usage,
+    UserIdUnavailable: () => ExitStatus.Usage,
+    EmptySetting: () => ExitStatus.Usage,
+    DuplicateAppId: () => ExitStatus.Unexpected
   })
 )
 
 /** How `update-self` ends: one line per failure, the status from {@link exitStatus}, 130 when stopped. */
 export const ending: Ending<UpdateSelfError> = { name: "update-self", exitStatus, interrupted: 130 }
 
+/** The ending for a command line: with `--watch`, a stop by signal is how it normally ends (0). */
+export const endingFor = (argv: ReadonlyArray<string>): Ending<UpdateSelfError> =>
+  argv.includes("--watch") ? { ...ending, interrupted: ExitStatus.Ok } : ending
+
 const exitCodes: ReadonlyArray<ExitStatusRow> = [
   [ExitStatus.Ok, "updated, or already up to date"],
   [ExitStatus.Unexpected, "unexpected error"],
-  [ExitStatus.Usage, "usage error"],
+  [ExitStatus.Usage, "usage error (flags; an Omaha URL, app id, track or user id that cannot be used)"],
   [3, "another update of the target is running"],
   [4, "no such release (release.json missing or not HTTP 200)"],
-  [5, "repository unreachable or download failed (network, timeout, HTTP status)"],
-  [6, "invalid release.json, version or platform"],
+  [5, "repository or Omaha server unreachable, or download failed (network, timeout, HTTP status)"],
+  [6, "invalid release.json or Omaha answer, version or platform"],
   [7, "payload failed verification (hash, size, corrupt or oversized data)"],
   [8, "signature missing or invalid, or unreadable public key"],
   [9, "downgrade refused"],
   [10, "target missing or its directory not writable"],
   [11, "health check failed; the previous binary was restored"],
   [12, "health check failed and restoring the previous binary failed"],
-  [130, "interrupted (SIGINT/SIGTERM); the target was left or put back as it was"]
+  [130, "interrupted (SIGINT/SIGTERM); the target was left or put back as it was (0 with --watch)"]
 ]
 
 /** The exit statuses as help text. */
@@ -126,46 +212,112 @@ const options = {
   idleTimeout: Options.integer("idle-timeout").pipe(
     Options.withDescription("seconds a download may go without data"),
     Options.withDefault(90)
+  ),
+  watch: Options.boolean("watch").pipe(
+    Options.withDescription(
+      "keep running and update on update_engine's schedule (first check after 7 min, then every 45, each +-5; " +
+        "an Omaha PollInterval counts); SIGUSR1 checks at once, SIGINT/SIGTERM stop"
+    )
   )
 }
 
-/** The `update-self` command. */
-export const command = Command.make("update-self", options, (o) =>
+type Settings = Command.Command.ParseConfig<typeof options>
+
+// One apply with the command's settings, reporting how it ended on stdout.
+const applyOnce = (o: Settings, currentVersion: string | undefined, installSource: string) =>
   Effect.gen(function*() {
     const publicKey = Option.isSome(o.publicKey) ? yield* Signature.readPublicKey(o.publicKey.value) : undefined
-    const progress = Progress.make(`downloading ${o.source.version}`, {
-      write: (text) => process.stderr.write(text),
-      isTTY: process.stderr.isTTY === true,
-      columns: process.stderr.columns
-    })
-    const os = Option.getOrUndefined(o.os)
-    const arch = Option.getOrUndefined(o.arch)
+    const progress = Progress.make(
+      o.source._tag === "Repository" ? `downloading ${o.source.version}` : "downloading the update",
+      {
+        write: (text) => process.stderr.write(text),
+        isTTY: process.stderr.isTTY === true,
+        columns: process.stderr.columns
+      }
+    )
     const outcome = yield* Apply.apply({
       target: o.target,
-      version: o.source.version,
-      currentVersion: Option.getOrUndefined(o.currentVersion),
-      os,
-      arch,
+      version: o.source._tag === "Repository" ? o.source.version : undefined,
+      currentVersion,
+      installSource,
+      os: Option.getOrUndefined(o.os),
+      arch: Option.getOrUndefined(o.arch),
       publicKey,
       allowDowngrade: o.allowDowngrade,
       check: Option.getOrUndefined(Option.map(o.check, (command) => ({ command, timeout: `${o.checkTimeout} seconds` }))),
       maxBytes: o.maxSize * 1024 * 1024,
       onProgress: progress.onProgress
-    }).pipe(
-      Effect.ensuring(progress.done),
-      Effect.provide(sourceLayer(o.source, {
-        os,
-        arch,
-        timeouts: { connect: `${o.connectTimeout} seconds`, idle: `${o.idleTimeout} seconds` }
-      }))
-    )
+    }).pipe(Effect.ensuring(progress.done))
     yield* outcome._tag === "Updated"
       ? Console.log(`updated ${o.target} to ${outcome.release.version} (${outcome.size} bytes)`)
       : Console.log(`${o.target} is up to date${outcome.version === undefined ? "" : ` (${outcome.version})`}`)
-  })).pipe(Command.withDescription("Replace a binary with a verified release, with rollback."))
+    return outcome
+  })
+
+/** What one watched check ends with: the apply's outcome and the server's poll interval, if it sent one. */
+interface Checked {
+  readonly outcome: Apply.Outcome
+  readonly pollInterval: Option.Option<Duration.Duration>
+}
+
+// The schedule's input from how a watched check ended: the poll interval the
+// server asked for, or the HTTP status a failure carried (500/503 back off).
+const scheduleOutcome = (exit: Exit.Exit<Checked, unknown>): UpdateSchedule.Outcome =>
+  Exit.match(exit, {
+    onSuccess: ({ pollInterval }) => UpdateSchedule.Outcome.Checked({ pollInterval }),
+    onFailure: (cause) =>
+      UpdateSchedule.Outcome.Failed({
+        httpStatus: Option.flatMap(Cause.failureOption(cause), (error) =>
+          typeof error === "object" && error !== null && "status" in error && typeof error.status === "number"
+            ? Option.some(error.status)
+            : Option.none())
+      })
+  })
+
+// Applies on the schedule until interrupted; the installed version moves with each update.
+const watch = (o: Settings, currentVersion: string | undefined) =>
+  Effect.gen(function*() {
+    const installed = yield* Ref.make(currentVersion)
+    const trigger = yield* UpdateSchedule.Trigger
+    yield* Effect.acquireRelease(
+      Effect.sync(() => process.on("SIGUSR1", trigger.unsafeRequest)),
+      () => Effect.sync(() => process.off("SIGUSR1", trigger.unsafeRequest))
+    )
+    yield* Console.error(`update-self: watching ${o.target}; SIGUSR1 checks now`)
+    const check = (installSource: UpdateSchedule.CheckSource) =>
+      Effect.gen(function*() {
+        const outcome = yield* applyOnce(o, yield* Ref.get(installed), installSource)
+        if (outcome._tag === "Updated") yield* Ref.set(installed, outcome.release.version)
+        const source = yield* Effect.serviceOption(OmahaSource.OmahaSource)
+        const pollInterval = Option.isSome(source) ? yield* source.value.pollInterval : Option.none()
+        return { outcome, pollInterval } satisfies Checked
+      }).pipe(Effect.tapError((error) => Console.error(`update-self: ${error.message}`)))
+    return yield* UpdateSchedule.runPeriodic(check, {
+      outcome: (exit) => scheduleOutcome(exit as Exit.Exit<Checked, unknown>)
+    })
+  }).pipe(Effect.scoped, Effect.provide(UpdateSchedule.Trigger.Default))
+
+/** The `update-self` command. */
+export const command = Command.make("update-self", options, (o) =>
+  Effect.gen(function*() {
+    const currentVersion = Option.getOrUndefined(o.currentVersion)
+    const run = o.watch ? watch(o, currentVersion) : Effect.asVoid(applyOnce(o, currentVersion, "ondemandupdate"))
+    yield* run.pipe(
+      Effect.provide(sourceLayer(o.source, {
+        os: Option.getOrUndefined(o.os),
+        arch: Option.getOrUndefined(o.arch),
+        timeouts: { connect: `${o.connectTimeout} seconds`, idle: `${o.idleTimeout} seconds` },
+        currentVersion
+      }))
+    )
+  })).pipe(
+    Command.withDescription(
+      "Replace a binary with a verified release from a repository or an Omaha server, with rollback."
+    )
+  )
 
 /** The command's program for `argv` (as `process.argv`), with every service it needs. */
 export const program = (argv: ReadonlyArray<string>) =>
-  Command.run(command, { name: "update-self", version: "0.1.0", footer: exitCodesHelp })(withReleaseVersion(argv)).pipe(
+  Command.run(command, { name: "update-self", version: packageVersion, footer: exitCodesHelp })(withReleaseVersion(argv)).pipe(
     Effect.provide(Layer.mergeAll(NodeContext.layer, NodeHttpClient.layer))
   )

@@ -9,6 +9,7 @@ import { Effect, Layer, Option } from "effect"
 import { PackageFacts, toPackage } from "../protocol/Package.js"
 import * as Response from "../protocol/Response.js"
 import * as Version from "../protocol/Version.js"
+import { metadataContentType } from "../updater/Signature.js"
 import { NoUpdate, Update, Updater } from "./Updater.js"
 
 /** The payload a trivial server offers. */
@@ -18,6 +19,8 @@ export interface Payload {
   /** The payload's version; clients with a lower version are offered it. */
   readonly version: Version.Version
   readonly facts: PackageFacts
+  /** A release signature for the payload (see the self-updater's `Signature`), sent as package metadata. */
+  readonly signature?: string
 }
 
 /** The version string with which a client asks for an update whatever its version. */
@@ -27,7 +30,14 @@ export const forcedUpdate = "ForcedUpdate"
 export const manifestFor = (payload: Payload): Response.Manifest =>
   new Response.Manifest({
     version: payload.version.text,
-    packages: [toPackage(payload.facts, payload.name)],
+    packages: [
+      payload.signature === undefined
+        ? toPackage(payload.facts, payload.name)
+        : new Response.Package({
+          ...toPackage(payload.facts, payload.name),
+          metadata: new Response.Metadata({ contentType: metadataContentType, content: payload.signature })
+        })
+    ],
     actions: [
       new Response.Action({ event: "postinstall", sha256: payload.facts.sha256, disablePayloadBackoff: true })
     ]

@@ -82,7 +82,7 @@ export type ApplyError =
 export const updateEngineCode: (error: ApplyError) => number = Match.type<ApplyError>().pipe(
   Match.tagsExhaustive({
     ReleaseNotFound: (e) => (e.status === undefined ? Code.DownloadStateInitializationError : 2000 + e.status),
-    RepositoryUnreachable: () => Code.OmahaRequestError,
+    RepositoryUnreachable: (e) => (e.status === undefined ? Code.OmahaRequestError : 2000 + e.status),
     ReleaseInvalid: () => Code.OmahaResponseInvalid,
     InvalidVersion: () => Code.OmahaResponseInvalid,
     DownloadFailed: () => Code.DownloadTransferError,
@@ -114,6 +114,8 @@ export interface Options {
   readonly version?: string | undefined
   /** The installed version; without it, a target whose hash matches the release counts as up to date. */
   readonly currentVersion?: string | undefined
+  /** Why this update runs, passed to the source (Omaha's `installsource`). */
+  readonly installSource?: string | undefined
   /** The platform the release must be built for; the local one by default. */
   readonly os?: string | undefined
   readonly arch?: string | undefined
@@ -195,7 +197,11 @@ const run = (options: Options, source: Repository.Source, found: Ref.Ref<Option.
     // Holding the lock, anything of ours beside the target is a leftover of a killed run.
     yield* removeLeftovers(paths, Option.none())
 
-    const offered = yield* source.resolve({ version: options.version, currentVersion: options.currentVersion })
+    const offered = yield* source.resolve({
+      version: options.version,
+      currentVersion: options.currentVersion,
+      installSource: options.installSource
+    })
     if (Option.isNone(offered)) return { _tag: "UpToDate", version: options.currentVersion } as Outcome
     const release = offered.value
     yield* Ref.set(found, offered)

@@ -212,6 +212,8 @@ export interface DecodeOptions {
   readonly location: string
   readonly name: string
   readonly maxBytes: number
+  /** The compression, when the source says it; then neither the name nor the first bytes are asked. */
+  readonly compression?: Compression | undefined
 }
 
 /**
@@ -225,10 +227,10 @@ export const decode = <E, R>(
   Stream.unwrapScoped(Effect.gen(function*() {
     const { head, stream } = yield* peekHead(input)
     const seen = sniff(head)
-    const named = fromName(options.name)
+    const named = options.compression ?? fromName(options.name)
     const kind = named ?? seen
     const corrupt = (reason: string) => new CorruptPayload({ location: options.location, compression: kind, reason })
-    if (named !== undefined && named !== seen) {
+    if (options.compression === undefined && named !== undefined && named !== seen) {
       return Stream.fail(corrupt(head.length === 0 ? "empty payload" : `named ${options.name} but not ${named} data`))
     }
     const decoded: Stream.Stream<Uint8Array, E | CorruptPayload, R> =

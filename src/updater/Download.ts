@@ -218,7 +218,12 @@ export const toFile = (options: Options): Effect.Effect<
     const transfer = Stream.concat(local, remote(1)).pipe(
       Compression.capBytes(transferLimit, () => new Compression.PayloadTooLarge({ location, limit: transferLimit }))
     )
-    const decoded = Compression.decode(transfer, { location, name: release.name, maxBytes: limit })
+    const decoded = Compression.decode(transfer, {
+      location,
+      name: release.name,
+      maxBytes: limit,
+      compression: release.compression
+    })
 
     const hash = Crypto.createHash("sha256")
     let size = 0

@@ -4,6 +4,7 @@
  * version and platform, where to fetch it, and what it must hash to).
  */
 import { Effect, Schema } from "effect"
+import { Compression } from "./Compression.js"
 
 /** The most a `release.json` may weigh; a real one is a few hundred bytes. */
 export const maxReleaseFileBytes = 64 * 1024
@@ -84,5 +85,11 @@ export class Release extends Schema.Class<Release>("effect-omaha/updater/Release
   /** The binary's size as installed, when the source announces it; it then also caps the download. */
   size: Schema.optional(Schema.NonNegativeInt),
   /** The release's ed25519 signature, base64. */
-  signature: Schema.optional(Schema.String)
+  signature: Schema.optional(Schema.String),
+  /**
+   * How the payload is encoded, when the source says; otherwise its name and
+   * first bytes decide. An Omaha source says `none`: its hash and size are of
+   * the payload as served, which is then the binary.
+   */
+  compression: Schema.optional(Compression)
 }) {}

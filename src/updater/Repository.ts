@@ -26,6 +26,8 @@ export interface Wanted {
   readonly version?: string | undefined
   /** The version installed now, for sources that report it. */
   readonly currentVersion?: string | undefined
+  /** Why the check runs, for sources that report it (Omaha's `installsource`: `scheduler`, `ondemandupdate`). */
+  readonly installSource?: string | undefined
 }
 
 /**
@@ -65,7 +67,9 @@ export class ReleaseNotFound extends Schema.TaggedError<ReleaseNotFound>()("Rele
 /** The repository could not be reached (connection refused, timeout, unreadable directory). */
 export class RepositoryUnreachable extends Schema.TaggedError<RepositoryUnreachable>()("RepositoryUnreachable", {
   location: Schema.String,
-  reason: Schema.String
+  reason: Schema.String,
+  /** The HTTP status, when a server answered with an error. */
+  status: Schema.optional(Schema.Number)
 }) {
   override get message(): string {
     return `repository ${this.location} is unreachable: ${this.reason}`

@@ -19,6 +19,13 @@ export interface Signed {
 // NUL separates the fields: none of them can contain one, so no two releases share a message.
 const domain = "effect-omaha release signature v1"
 
+/**
+ * The content type of a package's `<metadata>` when it carries a release
+ * signature over Omaha (the base64 signature is the element's text): how
+ * `serve-package --sign-key` publishes one and the Omaha source reads it.
+ */
+export const metadataContentType = "application/vnd.effect-omaha.release-signature"
+
 /** The exact bytes a release's signature covers. */
 export const message = (release: Signed): Uint8Array =>
   Buffer.from([domain, release.version, release.os, release.arch, release.sha256.toLowerCase()].join("\0"), "utf8")
