@@ -7,7 +7,7 @@
  */
 import { Command, Options } from "@effect/cli"
 import { HttpMiddleware, HttpServer, type HttpServerError } from "@effect/platform"
-import { NodeContext } from "@effect/platform-node"
+import * as NodeContext from "@effect/platform-node/NodeContext"
 import { Clock, Console, Context, Effect, Layer, Logger, Match, Option, Schema } from "effect"
 import * as NodeOs from "node:os"
 import * as Package from "../protocol/Package.js"

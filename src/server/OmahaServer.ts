@@ -6,7 +6,7 @@
  * finish for up to `shutdownGrace`, then closes what is left.
  */
 import { HttpServer, type HttpServerError, HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { NodeHttpServer } from "@effect/platform-node"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { Duration, Effect, Layer } from "effect"
 import * as Http from "node:http"
 import * as OmahaHandler from "./OmahaHandler.js"
