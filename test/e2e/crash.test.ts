@@ -10,7 +10,7 @@ import * as Crypto from "node:crypto"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { binary, fileServer, listing, tempDir } from "../updater/support.js"
-import { bundle, run } from "./run.js"
+import { binPath as bundle, run } from "./process.js"
 
 const updateSelf = bundle("update-self")
 const size = 48 * 1024 * 1024

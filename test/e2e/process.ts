@@ -13,9 +13,23 @@ export interface Running {
   readonly exited: Promise<number | null>
 }
 
+/** How a command runs: as another user, or with another environment. */
+export interface SpawnOptions {
+  readonly uid?: number
+  readonly gid?: number
+  readonly env?: NodeJS.ProcessEnv
+}
+
+/** How a command run ended. */
+export interface Ran {
+  readonly status: number | null
+  readonly stdout: string
+  readonly stderr: string
+}
+
 /** Starts a bundled command with node. */
-export const start = (name: string, args: ReadonlyArray<string>): Running => {
-  const child = ChildProcess.spawn(process.execPath, [binPath(name), ...args], { stdio: ["ignore", "pipe", "pipe"] })
+export const start = (name: string, args: ReadonlyArray<string>, options: SpawnOptions = {}): Running => {
+  const child = ChildProcess.spawn(process.execPath, [binPath(name), ...args], { stdio: ["ignore", "pipe", "pipe"], ...options })
   let out = ""
   let err = ""
   child.stdout.on("data", (c: Buffer) => (out += c.toString("utf8")))
@@ -36,9 +50,13 @@ export const waitFor = async (running: Running, predicate: () => boolean, timeou
   }
 }
 
-/** Runs a bundled command to its end and returns its exit status and output. */
-export const run = async (name: string, args: ReadonlyArray<string>) => {
-  const running = start(name, args)
-  const status = await running.exited
+/** Runs a bundled command to its end (asynchronously: a test's server shares this process). */
+export const run = async (name: string, args: ReadonlyArray<string>, options: SpawnOptions = {}): Promise<Ran> => {
+  const running = start(name, args, options)
+  // "close" rather than "exit": the output is complete only once the pipes are.
+  const status = await new Promise<number | null>((resolve, reject) => {
+    running.child.on("error", reject)
+    running.child.on("close", (code) => resolve(code))
+  })
   return { status, stdout: running.stdout(), stderr: running.stderr() }
 }

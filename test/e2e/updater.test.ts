@@ -7,7 +7,7 @@ import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { binary, bzip2, choriaRelease, fileServer, listing, sha256, target, tempDir } from "../updater/support.js"
-import { bundle, type Ran, run } from "./run.js"
+import { binPath as bundle, type Ran, run } from "./process.js"
 
 const platform = ["--os", "linux", "--arch", "amd64"]
 const oldBytes = binary(1_200_000, 11)
