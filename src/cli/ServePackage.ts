@@ -8,7 +8,7 @@
 import { Command, Options } from "@effect/cli"
 import { HttpMiddleware, HttpServer, type HttpServerError } from "@effect/platform"
 import * as NodeContext from "@effect/platform-node/NodeContext"
-import { Clock, Console, Context, Effect, Layer, Logger, Match, Option, Schema } from "effect"
+import { Clock, Console, Context, Effect, Layer, Match, Option, Schema } from "effect"
 import * as NodeOs from "node:os"
 import * as Package from "../protocol/Package.js"
 import * as Platform from "../protocol/Platform.js"
@@ -19,6 +19,7 @@ import * as PackageFiles from "../server/PackageFiles.js"
 import * as TrivialUpdater from "../server/TrivialUpdater.js"
 import * as Signature from "../updater/Signature.js"
 import { formatBytes } from "./internal/format.js"
+import * as LogLines from "./internal/logLines.js"
 import { ExitStatus, runCommand } from "./internal/runCommand.js"
 import { packageVersion } from "../internal/version.js"
 
@@ -129,7 +130,7 @@ interface Settings {
   readonly baseUrl: Option.Option<string>
   readonly trustedProxies: ReadonlyArray<string>
   readonly shutdownGrace: number
-  readonly logFormat: "logfmt" | "json"
+  readonly logFormat: LogLines.LogFormat
   readonly signKey: Option.Option<string>
   readonly os: Option.Option<string>
   readonly arch: Option.Option<string>
@@ -201,12 +202,7 @@ export const serve = (settings: Settings) =>
     return yield* Effect.never
   }).pipe(
     Effect.scoped,
-    Effect.provide(
-      Logger.replace(
-        Logger.defaultLogger,
-        Logger.withConsoleError(settings.logFormat === "json" ? Logger.jsonLogger : Logger.logfmtLogger)
-      )
-    )
+    Effect.provide(LogLines.layer(settings.logFormat))
   )
 
 const options = {

@@ -67,19 +67,43 @@ const hostPattern = /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:
 
 const firstValue = (header: string | undefined): string | undefined => header?.split(",", 1)[0]?.trim()
 
+/** Request headers by lower-case name, as Node and @effect/platform both give them. */
+export type Headers = Readonly<Record<string, string | ReadonlyArray<string> | undefined>>
+
+const header = (headers: Headers, name: string): string | undefined => {
+  const value = headers[name]
+  return typeof value === "string" ? value : value?.[0]
+}
+
+/** One HTTP exchange at the endpoint, whatever server carries it. */
+export interface Exchange {
+  readonly method: string
+  readonly headers: Headers
+  /** The peer's IP address, when known. */
+  readonly remoteAddress: string | undefined
+  /** True when the connection is TLS. */
+  readonly encrypted: boolean
+}
+
+/** An answer of the endpoint: status, headers and a text body. */
+export interface Reply {
+  readonly status: number
+  readonly headers: Readonly<Record<string, string>>
+  readonly body: string
+}
+
 // The scheme and host clients used to reach us, as an origin.
-const requestOrigin = (request: HttpServerRequest.HttpServerRequest, trusted: ReadonlySet<string>) => {
-  const source = request.source as { readonly socket?: { readonly encrypted?: boolean } }
-  let scheme = source.socket?.encrypted === true ? "https" : "http"
-  let host = request.headers["host"]
-  const peer = Option.getOrUndefined(request.remoteAddress)
+const requestOrigin = (exchange: Exchange, trusted: ReadonlySet<string>): string | undefined => {
+  let scheme = exchange.encrypted ? "https" : "http"
+  let host = header(exchange.headers, "host")
+  const peer = exchange.remoteAddress
   if (peer !== undefined && trusted.has(peer)) {
-    const proto = firstValue(request.headers["x-forwarded-proto"])?.toLowerCase()
+    const proto = firstValue(header(exchange.headers, "x-forwarded-proto"))?.toLowerCase()
     if (proto === "http" || proto === "https") scheme = proto
-    const forwardedHost = firstValue(request.headers["x-forwarded-host"])
+    const forwardedHost = firstValue(header(exchange.headers, "x-forwarded-host"))
     if (forwardedHost !== undefined && hostPattern.test(forwardedHost)) host = forwardedHost
   }
-  return host !== undefined && hostPattern.test(host) ? Option.some(`${scheme}://${host}/`) : Option.none()
+  return host !== undefined && hostPattern.test(host) ? `${scheme}://${host}/` : undefined
 }
 
 // Responses are assembled from validated parts (decoded requests, the
@@ -88,8 +112,11 @@ const requestOrigin = (request: HttpServerRequest.HttpServerRequest, trusted: Re
 // tenth of a request.
 const validated = true
 
-const plain = (status: number, text: string, headers: Record<string, string> = {}) =>
-  HttpServerResponse.text(text + "\n", { status, contentType: "text/plain; charset=utf-8", headers })
+const plain = (status: number, text: string, headers: Record<string, string> = {}): Reply => ({
+  status,
+  headers: { ...headers, "content-type": "text/plain; charset=utf-8" },
+  body: text + "\n"
+})
 
 /** What the handler answered one app, for the request's log line. */
 interface AppLog {
@@ -108,7 +135,7 @@ export const httpStatusOf = (apps: ReadonlyArray<Response.AppResponse>): number 
 }
 
 /** The Omaha endpoint (see the module header), served by whatever `Updater` is provided. */
-export const make = (options: Options = {}) =>
+export const makeEndpoint = (options: Options = {}): Effect.Effect<Endpoint, InvalidBaseUrl, Updater> =>
   Effect.gen(function*() {
     const updater = yield* Updater
     const serverName = options.serverName ?? "effect-omaha"
@@ -225,60 +252,111 @@ export const make = (options: Options = {}) =>
     const refuse = (status: number, reason: string, headers: Record<string, string> = {}) =>
       Effect.as(Effect.logWarning(`refused: ${reason}`).pipe(Effect.annotateLogs("status", status)), plain(status, reason, headers))
 
-    return Effect.gen(function*() {
-      const http = yield* HttpServerRequest.HttpServerRequest
-      if (http.method !== "POST") {
-        return yield* refuse(405, `method ${http.method} not allowed: the update endpoint takes POST`, { allow: "POST" })
+    const screen = (exchange: Exchange): Effect.Effect<Reply> | undefined => {
+      if (exchange.method !== "POST") {
+        return refuse(405, `method ${exchange.method} not allowed: the update endpoint takes POST`, { allow: "POST" })
       }
-      const contentType = http.headers["content-type"]
+      const contentType = header(exchange.headers, "content-type")
       if (!acceptableContentType(contentType)) {
-        return yield* refuse(400, `unsupported content type ${JSON.stringify(contentType)}: send text/xml in UTF-8`)
+        return refuse(400, `unsupported content type ${JSON.stringify(contentType)}: send text/xml in UTF-8`)
       }
-      const declared = http.headers["content-length"]
+      const declared = header(exchange.headers, "content-length")
       if (declared !== undefined && !(/^\d+$/.test(declared) && Number(declared) <= maxBodyBytes)) {
-        return yield* refuse(
-          /^\d+$/.test(declared) ? 413 : 400,
-          /^\d+$/.test(declared)
-            ? `request body of ${declared} bytes is over the ${maxBodyBytes}-byte limit`
-            : "invalid Content-Length",
-          { connection: "close" }
-        )
+        return /^\d+$/.test(declared)
+          ? refuse(413, `request body of ${declared} bytes is over the ${maxBodyBytes}-byte limit`, { connection: "close" })
+          : refuse(400, "invalid Content-Length", { connection: "close" })
       }
-      const body = yield* http.arrayBuffer.pipe(Effect.either)
-      if (body._tag === "Left") {
-        return yield* refuse(413, `request body could not be read within the ${maxBodyBytes}-byte limit`, {
-          connection: "close"
-        })
-      }
-      const decoded = yield* Xml.decodeRequest(new Uint8Array(body.right), { ...Xml.defaultLimits, maxBytes: maxBodyBytes })
-        .pipe(Effect.either)
-      if (decoded._tag === "Left") return yield* refuse(400, `bad Omaha request: ${decoded.left.message}`)
-      const request = decoded.right
+      return undefined
+    }
 
-      const base = publicBase === undefined ? requestOrigin(http, trusted) : Option.some(publicBase)
-      if (Option.isNone(base)) {
-        return yield* refuse(400, "missing or invalid Host header: cannot tell clients where the packages are")
-      }
-      const served = request.protocol === "3.0"
-        ? yield* Effect.forEach(request.apps, (app) => serveApp(request, app, base.value))
-        : undefined
-      const apps = served === undefined ? unsupportedProtocol(request) : served.map((s) => s.response)
-      const status = served === undefined ? 400 : httpStatusOf(apps)
-      const dayStart = yield* Response.dayStartNow
-      const response = new Response.Response({ protocol: "3.0", server: serverName, dayStart, apps }, validated)
-      const xml = yield* Xml.encodeResponse(response)
-      yield* Effect.logInfo("omaha").pipe(
-        Effect.annotateLogs({
-          status,
-          protocol: request.protocol,
-          apps: served === undefined ? "unsupported protocol" : served.map((s) => s.log)
-        })
+    const answer = (exchange: Exchange, body: Uint8Array): Effect.Effect<Reply> =>
+      Effect.gen(function*() {
+        const decoded = yield* Xml.decodeRequest(body, { ...Xml.defaultLimits, maxBytes: maxBodyBytes }).pipe(Effect.either)
+        if (decoded._tag === "Left") return yield* refuse(400, `bad Omaha request: ${decoded.left.message}`)
+        const request = decoded.right
+
+        const base = publicBase ?? requestOrigin(exchange, trusted)
+        if (base === undefined) {
+          return yield* refuse(400, "missing or invalid Host header: cannot tell clients where the packages are")
+        }
+        const served = request.protocol === "3.0"
+          ? yield* Effect.forEach(request.apps, (app) => serveApp(request, app, base))
+          : undefined
+        const apps = served === undefined ? unsupportedProtocol(request) : served.map((s) => s.response)
+        const status = served === undefined ? 400 : httpStatusOf(apps)
+        const dayStart = yield* Response.dayStartNow
+        const response = new Response.Response({ protocol: "3.0", server: serverName, dayStart, apps }, validated)
+        const xml = yield* Xml.encodeResponse(response)
+        yield* Effect.logInfo("omaha").pipe(
+          Effect.annotateLogs({
+            status,
+            protocol: request.protocol,
+            apps: served === undefined ? "unsupported protocol" : served.map((s) => s.log)
+          })
+        )
+        return { status, headers: { "content-type": xmlContentType }, body: xml }
+      }).pipe(
+        Effect.catchAllCause((cause) =>
+          Effect.as(Effect.logError("omaha request failed", cause), plain(500, "internal server error"))
+        )
       )
-      return HttpServerResponse.text(xml, { status, contentType: xmlContentType })
-    }).pipe(
-      HttpServerRequest.withMaxBodySize(Option.some(maxBodyBytes)),
-      Effect.catchAllCause((cause) =>
-        Effect.as(Effect.logError("omaha request failed", cause), plain(500, "internal server error"))
-      )
+
+    const endpoint: Endpoint = {
+      maxBodyBytes,
+      screen,
+      answer,
+      bodyTooLarge: refuse(413, `request body could not be read within the ${maxBodyBytes}-byte limit`, {
+        connection: "close"
+      })
+    }
+    return endpoint
+  })
+
+/**
+ * The endpoint apart from any HTTP server: a server screens each exchange
+ * (method and headers), reads at most `maxBodyBytes` of body (answering
+ * `bodyTooLarge` past that), and answers with the body read.
+ */
+export interface Endpoint {
+  readonly maxBodyBytes: number
+  /** The refusal owed to an exchange from its method and headers alone, before any body is read. */
+  readonly screen: (exchange: Exchange) => Effect.Effect<Reply> | undefined
+  /** The answer to an exchange whose body was read whole. */
+  readonly answer: (exchange: Exchange, body: Uint8Array) => Effect.Effect<Reply>
+  /** The answer when the body runs past `maxBodyBytes`. */
+  readonly bodyTooLarge: Effect.Effect<Reply>
+}
+
+const toServerResponse = (reply: Reply) => {
+  const { "content-type": contentType, ...headers } = reply.headers
+  return HttpServerResponse.text(reply.body, {
+    status: reply.status,
+    headers,
+    ...(contentType === undefined ? {} : { contentType })
+  })
+}
+
+/** An endpoint as an `HttpApp`, for an @effect/platform router. */
+export const toHttpApp = (endpoint: Endpoint) =>
+  Effect.gen(function*() {
+    const http = yield* HttpServerRequest.HttpServerRequest
+    const source = http.source as { readonly socket?: { readonly encrypted?: boolean } }
+    const exchange: Exchange = {
+      method: http.method,
+      headers: http.headers,
+      remoteAddress: Option.getOrUndefined(http.remoteAddress),
+      encrypted: source.socket?.encrypted === true
+    }
+    const screened = endpoint.screen(exchange)
+    if (screened !== undefined) return toServerResponse(yield* screened)
+    const body = yield* http.arrayBuffer.pipe(
+      HttpServerRequest.withMaxBodySize(Option.some(endpoint.maxBodyBytes)),
+      Effect.either
+    )
+    return toServerResponse(
+      yield* (body._tag === "Left" ? endpoint.bodyTooLarge : endpoint.answer(exchange, new Uint8Array(body.right)))
     )
   })
+
+/** The Omaha endpoint (see the module header) as an `HttpApp`, served by whatever `Updater` is provided. */
+export const make = (options: Options = {}) => Effect.map(makeEndpoint(options), toHttpApp)

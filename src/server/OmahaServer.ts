@@ -7,8 +7,9 @@
  */
 import { HttpServer, type HttpServerError, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
-import { Duration, Effect, Layer } from "effect"
+import { Duration, Effect, Layer, Runtime } from "effect"
 import * as Http from "node:http"
+import type { TLSSocket } from "node:tls"
 import * as OmahaHandler from "./OmahaHandler.js"
 import * as PackageFiles from "./PackageFiles.js"
 import type { Updater } from "./Updater.js"
@@ -40,6 +41,60 @@ export const makeApp = (options: Omit<Options, "host" | "port">) =>
       return Effect.succeed(notFound)
     }))
 
+const pathOf = (url: string): string => {
+  const query = url.indexOf("?")
+  return query === -1 ? url : url.slice(0, query)
+}
+
+const writeReply = (response: Http.ServerResponse, reply: OmahaHandler.Reply): void => {
+  if (response.destroyed) return
+  response.writeHead(reply.status, { ...reply.headers, "content-length": Buffer.byteLength(reply.body) })
+  response.end(reply.body)
+}
+
+// The update endpoint straight on Node's request and response: an update
+// check is one small body in and one small document out, and going through
+// @effect/platform's request and response objects cost more than the Omaha
+// work itself. The endpoint's logic is the same `Endpoint` the HttpApp runs.
+const updateListener = (endpoint: OmahaHandler.Endpoint, runtime: Runtime.Runtime<never>) => {
+  const run = Runtime.runCallback(runtime)
+  const reply = (response: Http.ServerResponse, effect: Effect.Effect<OmahaHandler.Reply>): void => {
+    run(effect, { onExit: (exit) => exit._tag === "Success" ? writeReply(response, exit.value) : response.destroy() })
+  }
+
+  return (request: Http.IncomingMessage, response: Http.ServerResponse): void => {
+    const exchange: OmahaHandler.Exchange = {
+      method: request.method ?? "GET",
+      headers: request.headers,
+      remoteAddress: request.socket.remoteAddress,
+      encrypted: (request.socket as Partial<TLSSocket>).encrypted === true
+    }
+    const screened = endpoint.screen(exchange)
+    if (screened !== undefined) {
+      request.resume()
+      return reply(response, screened)
+    }
+    const chunks: Array<Buffer> = []
+    let size = 0
+    let over = false
+    request.on("data", (chunk: Buffer) => {
+      if (over) return
+      size += chunk.length
+      if (size > endpoint.maxBodyBytes) {
+        over = true
+        chunks.length = 0
+        reply(response, endpoint.bodyTooLarge)
+      } else {
+        chunks.push(chunk)
+      }
+    })
+    request.on("end", () => {
+      if (!over) reply(response, endpoint.answer(exchange, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)))
+    })
+    request.on("error", () => response.destroy())
+  }
+}
+
 /**
  * The server (see the module header). It provides `HttpServer.HttpServer`,
  * whose `address` is the bound address, and needs an `Updater`.
@@ -66,8 +121,28 @@ export const layer = (
     )
   )
 
-  const serve = Layer.unwrapEffect(
-    Effect.map(makeApp(options), (app) => HttpServer.serve(app))
+  // Update checks go to the endpoint on Node directly; payloads and 404s
+  // through @effect/platform.
+  const serve = Layer.scopedDiscard(
+    Effect.gen(function*() {
+      const endpoint = yield* OmahaHandler.makeEndpoint(options)
+      const runtime = yield* Effect.runtime<never>()
+      const packages = options.packages
+      const rest = yield* NodeHttpServer.makeHandler(
+        Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
+          packages !== undefined && pathOf(request.url).startsWith(PackageFiles.prefix)
+            ? packages.app
+            : Effect.succeed(notFound))
+      )
+      const update = updateListener(endpoint, runtime)
+      const listener = (request: Http.IncomingMessage, response: Http.ServerResponse) =>
+        updatePaths.has(pathOf(request.url ?? "/")) ? update(request, response) : rest(request, response)
+      const server = node!
+      yield* Effect.acquireRelease(
+        Effect.sync(() => server.on("request", listener)),
+        () => Effect.sync(() => server.off("request", listener))
+      )
+    })
   )
   return Layer.mergeAll(serve, drainOnStop).pipe(Layer.provideMerge(listening))
 }

@@ -1,6 +1,8 @@
-import { NodeContext } from "@effect/platform-node"
+import { HttpServer } from "@effect/platform"
+import { NodeContext, NodeHttpServer } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer } from "effect"
+import { Context, Effect, Layer } from "effect"
+import * as Http from "node:http"
 import { OmahaHandler, Response, Updater, Xml } from "effect-omaha"
 import { readFixture } from "../fixtures.js"
 import { post, raw, send, startServer } from "./support.js"
@@ -284,4 +286,35 @@ describe("OmahaHandler", () => {
         expect(wrongRoot.text).toMatch(/expected a <request> element/)
       })
     ))
+
+  it.live("answers the same as an HttpApp in a plain @effect/platform server", () =>
+    Effect.gen(function*() {
+      const seen: Seen = { events: [], pings: [] }
+      const listening = NodeHttpServer.layer(() => Http.createServer(), { host: "127.0.0.1", port: 0 })
+      const served = Layer.unwrapEffect(Effect.map(OmahaHandler.make(), (app) => HttpServer.serve(app))).pipe(
+        Layer.provide(scripted(seen)),
+        Layer.provideMerge(listening)
+      )
+      const context = yield* Layer.build(served)
+      const address = Context.get(context, HttpServer.HttpServer).address
+      if (address._tag !== "TcpAddress") return yield* Effect.die("expected a TCP address")
+      const alone = `http://127.0.0.1:${address.port}`
+      const { base } = yield* startServer({}, scripted(seen))
+      const body = requestFor(app("update", `<updatecheck/><ping r="1"/>`) + app("refused-error-unknownApplication"))
+      const withoutDay = (text: string) => text.replace(/<daystart [^>]*>/, "")
+      const viaApp = yield* call(() => post(alone, body, { host: "updates.example" }))
+      const viaServer = yield* call(() => post(base, body, { host: "updates.example" }))
+      expect(viaApp.status).toBe(200)
+      expect(viaApp.headers["content-type"]).toBe(OmahaHandler.xmlContentType)
+      expect(withoutDay(viaApp.text)).toBe(withoutDay(viaServer.text))
+      expect(seen.pings).toEqual(["update", "update"])
+
+      const get = yield* call(() => send(alone, { path: "/v1/update/" }))
+      expect([get.status, get.headers["allow"]]).toEqual([405, "POST"])
+      const tooBig = yield* call(() =>
+        raw(alone, "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\nContent-Length: 2097152\r\n\r\n")
+      )
+      expect(tooBig.toString("latin1")).toMatch(/^HTTP\/1\.1 413 /)
+    }).pipe(Effect.scoped, Effect.provide(NodeContext.layer)))
 })
+
