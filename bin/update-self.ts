@@ -1,3 +1,4 @@
+import "../src/cli/internal/smallHeap.js"
 import { runCommand } from "../src/cli/internal/runCommand.js"
 import { endingFor, program } from "../src/cli/UpdateSelf.js"
 
