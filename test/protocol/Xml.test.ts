@@ -484,6 +484,7 @@ describe("hostile input", () => {
       [`<request protocol="3.0"><app appid="a"></request>`, /closing tag <\/request> does not match <app>/],
       [`<request protocol="3.0"></app></request>`, /closing tag <\/app> does not match <request>/],
       [`<request protocol="3.0" protocol="3.0"/>`, /column 25: attribute protocol is repeated in <request>/],
+      [`<request ${Array.from({ length: 20 }, (_, i) => `a${i}="" `).join("")}a2=""/>`, /attribute a2 is repeated in <request>/],
       [`<request protocol="3.0"><app appid="a<b"/></request>`, /"<" inside an attribute value/],
       [`<request protocol="3.0"><app appid="a" & /></request>`, /column 40: unexpected "&" in <app>/],
       [`<request protocol="3.0"><app appid/></request>`, /attribute appid of <app> has no value/],

@@ -117,7 +117,8 @@ const startTag = (xml: string, lt: number, nextLt: Finder, nextAmp: Finder): Sta
     const end = nameEnd.exec(xml)?.index ?? n
     return { _tag: "Refused", offset: lt, reason: `invalid element name ${JSON.stringify(xml.slice(lt + 1, Math.min(end, lt + 41)))}` }
   }
-  const seen = new Set<string>()
+  // Most tags have a few attributes: a list is cheaper then, a set beyond.
+  let seen: Array<string> | Set<string> = []
   for (;;) {
     const before = p
     while (p < n && isSpace(xml.charCodeAt(p))) p++
@@ -133,8 +134,11 @@ const startTag = (xml: string, lt: number, nextLt: Finder, nextAmp: Finder): Sta
     if (attr.length === 0) {
       return { _tag: "Refused", offset: p, reason: `unexpected ${JSON.stringify(xml[p])} in <${name}>` }
     }
-    if (seen.has(attr)) return { _tag: "Refused", offset: p, reason: `attribute ${attr} is repeated in <${name}>` }
-    seen.add(attr)
+    if (Array.isArray(seen) ? seen.includes(attr) : seen.has(attr)) {
+      return { _tag: "Refused", offset: p, reason: `attribute ${attr} is repeated in <${name}>` }
+    }
+    if (!Array.isArray(seen)) seen.add(attr)
+    else if (seen.push(attr) > 16) seen = new Set(seen)
     p += attr.length
     while (p < n && isSpace(xml.charCodeAt(p))) p++
     if (xml.charCodeAt(p) !== EQUALS) return { _tag: "Refused", offset: p, reason: `attribute ${attr} of <${name}> has no value` }
