@@ -23,11 +23,42 @@ const nameEnd = /[\s/>]/g
 const nameStart = ":A-Z_a-z\\u00C0-\\u00D6\\u00D8-\\u00F6\\u00F8-\\u02FF\\u0370-\\u037D\\u037F-\\u1FFF\\u200C\\u200D\\u2070-\\u218F\\u2C00-\\u2FEF\\u3001-\\uD7FF\\uF900-\\uFDCF\\uFDF0-\\uFFFD\\u{10000}-\\u{EFFFF}"
 const xmlName = new RegExp(`[${nameStart}][${nameStart}\\-.0-9\\u00B7\\u0300-\\u036F\\u203F-\\u2040]*`, "uy")
 
-// The XML name starting at `at`, or "" when none starts there.
+const isAsciiNameStart = (c: number): boolean => (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || c === 0x5f || c === 0x3a
+const isAsciiNameChar = (c: number): boolean =>
+  isAsciiNameStart(c) || (c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x2e
+
+// The XML name starting at `at`, or "" when none starts there. ASCII names
+// (all of Omaha's) are read without the regular expression, which decides
+// whenever a character outside ASCII is involved.
 const nameAt = (xml: string, at: number): string => {
+  let end = at
+  if (isAsciiNameStart(xml.charCodeAt(at))) {
+    end++
+    while (isAsciiNameChar(xml.charCodeAt(end))) end++
+    if (!(xml.charCodeAt(end) >= 0x80)) return xml.slice(at, end)
+  } else if (!(xml.charCodeAt(at) >= 0x80)) {
+    return ""
+  }
   xmlName.lastIndex = at
   const m = xmlName.exec(xml)
   return m === null ? "" : m[0]
+}
+
+/** Where `char` next occurs at or after a position (-1 when it does not). */
+type Finder = (from: number) => number
+
+// Remembers its last answer, which holds for every start between that search's
+// start and its answer: attribute values and text runs are checked one after
+// another, and searching each to the end of the document anew was quadratic.
+const finder = (xml: string, char: string): Finder => {
+  let searchedFrom = Number.POSITIVE_INFINITY
+  let found = -1
+  return (from) => {
+    if (from >= searchedFrom && (found === -1 || from <= found)) return found
+    searchedFrom = from
+    found = xml.indexOf(char, from)
+    return found
+  }
 }
 const nonWhitespace = /\S/g
 
@@ -48,8 +79,8 @@ const refused = (offset: number, reason: string): ScanResult => ({ _tag: "Refuse
 
 // Checks every `&` in xml[from, to): it must start a predefined entity or a
 // character reference to a character XML allows.
-const checkReferences = (xml: string, from: number, to: number): ScanResult | undefined => {
-  for (let amp = xml.indexOf("&", from); amp !== -1 && amp < to; amp = xml.indexOf("&", amp + 1)) {
+const checkReferences = (xml: string, from: number, to: number, nextAmp: Finder): ScanResult | undefined => {
+  for (let amp = nextAmp(from); amp !== -1 && amp < to; amp = nextAmp(amp + 1)) {
     reference.lastIndex = amp
     const m = reference.exec(xml)
     if (m === null || reference.lastIndex > to) {
@@ -77,7 +108,7 @@ type StartTag =
 
 // Reads `<name attr="value" ...>` or `.../>` at `lt`: the XML 1.0 production
 // for start tags, with every attribute value checked for `<` and references.
-const startTag = (xml: string, lt: number): StartTag => {
+const startTag = (xml: string, lt: number, nextLt: Finder, nextAmp: Finder): StartTag => {
   const n = xml.length
   const name = nameAt(xml, lt + 1)
   let p = lt + 1 + name.length
@@ -86,7 +117,8 @@ const startTag = (xml: string, lt: number): StartTag => {
     const end = nameEnd.exec(xml)?.index ?? n
     return { _tag: "Refused", offset: lt, reason: `invalid element name ${JSON.stringify(xml.slice(lt + 1, Math.min(end, lt + 41)))}` }
   }
-  const seen: Array<string> = []
+  // Most tags have a few attributes: a list is cheaper then, a set beyond.
+  let seen: Array<string> | Set<string> = []
   for (;;) {
     const before = p
     while (p < n && isSpace(xml.charCodeAt(p))) p++
@@ -102,8 +134,11 @@ const startTag = (xml: string, lt: number): StartTag => {
     if (attr.length === 0) {
       return { _tag: "Refused", offset: p, reason: `unexpected ${JSON.stringify(xml[p])} in <${name}>` }
     }
-    if (seen.includes(attr)) return { _tag: "Refused", offset: p, reason: `attribute ${attr} is repeated in <${name}>` }
-    seen.push(attr)
+    if (Array.isArray(seen) ? seen.includes(attr) : seen.has(attr)) {
+      return { _tag: "Refused", offset: p, reason: `attribute ${attr} is repeated in <${name}>` }
+    }
+    if (!Array.isArray(seen)) seen.add(attr)
+    else if (seen.push(attr) > 16) seen = new Set(seen)
     p += attr.length
     while (p < n && isSpace(xml.charCodeAt(p))) p++
     if (xml.charCodeAt(p) !== EQUALS) return { _tag: "Refused", offset: p, reason: `attribute ${attr} of <${name}> has no value` }
@@ -117,9 +152,9 @@ const startTag = (xml: string, lt: number): StartTag => {
     }
     const close = xml.indexOf(quote === QUOTE ? "\"" : "'", p + 1)
     if (close === -1) return { _tag: "Refused", offset: p, reason: "truncated document: an attribute value is not closed" }
-    const inner = xml.indexOf("<", p + 1)
+    const inner = nextLt(p + 1)
     if (inner !== -1 && inner < close) return { _tag: "Refused", offset: inner, reason: "\"<\" inside an attribute value" }
-    const err = checkReferences(xml, p + 1, close)
+    const err = checkReferences(xml, p + 1, close, nextAmp)
     if (err !== undefined) return err as StartTag
     p = close + 1
   }
@@ -154,8 +189,10 @@ export const scan = (xml: string, limits: ScanLimits): ScanResult => {
   let elements = 0
   let root: string | undefined
   let rootClosed = false
+  const nextLt = finder(xml, "<")
+  const nextAmp = finder(xml, "&")
   while (i < n) {
-    const lt = xml.indexOf("<", i)
+    const lt = nextLt(i)
     const textEnd = lt === -1 ? n : lt
     if (textEnd > i) {
       if (depth === 0) {
@@ -163,7 +200,7 @@ export const scan = (xml: string, limits: ScanLimits): ScanResult => {
         const text = nonWhitespace.exec(xml)
         if (text !== null && text.index < textEnd) return refused(text.index, "text outside the root element")
       } else {
-        const err = checkReferences(xml, i, textEnd)
+        const err = checkReferences(xml, i, textEnd, nextAmp)
         if (err !== undefined) return err
       }
     }
@@ -211,7 +248,7 @@ export const scan = (xml: string, limits: ScanLimits): ScanResult => {
     }
     // A start tag: its name, then attributes, each checked for form.
     if (rootClosed && depth === 0) return refused(lt, "more than one root element")
-    const tag = startTag(xml, lt)
+    const tag = startTag(xml, lt, nextLt, nextAmp)
     if (tag._tag === "Refused") return tag
     const name = tag.name
     root ??= name

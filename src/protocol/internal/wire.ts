@@ -7,6 +7,29 @@
  */
 import { Arbitrary, Option, ParseResult, Schema } from "effect"
 
+/** What a wire decoder or encoder returns for a value its schema refuses. */
+export const invalid: unique symbol = Symbol.for("effect-omaha/wire/invalid")
+
+/**
+ * The plain functions behind a wire value schema: the same checks and results
+ * as the schema, without building parse issues, for the codec's fast path.
+ */
+export interface ValueCodec {
+  readonly decode: (s: string) => unknown
+  readonly encode: (value: unknown) => string | typeof invalid
+}
+
+/** How a field travels, as the fast path needs to know it (see `internal/fast.ts`). */
+export type Wire =
+  | { readonly _tag: "Value"; readonly codec: ValueCodec }
+  | { readonly _tag: "Elements" }
+  | { readonly _tag: "Wrapped"; readonly element: string }
+
+/** The annotation that marks the building blocks of this module with their {@link Wire}. */
+export const WireId: unique symbol = Symbol.for("effect-omaha/wire/Wire")
+
+const value = (codec: ValueCodec) => ({ [WireId]: { _tag: "Value", codec } satisfies Wire })
+
 // Characters XML 1.0 can carry at all (literally or as a character reference).
 const invalidXmlChar = /[^\t\n\r\x20-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/u
 
@@ -23,39 +46,61 @@ export const XmlText = Schema.String.pipe(
         fc.string({ unit: "binary" }).map((s) => s.replace(new RegExp(invalidXmlChar.source, "gu"), ""))
       )
   })
-)
+).annotations(value({
+  decode: (s) => (isXmlText(s) ? s : invalid),
+  encode: (a) => (typeof a === "string" && isXmlText(a) ? a : invalid)
+}))
 
 const integer = /^[+-]?\d{1,16}$/
+
+const decodeInteger = (s: string): number | typeof invalid => {
+  const n = integer.test(s) ? Number(s) : Number.NaN
+  return Number.isSafeInteger(n) ? n : invalid
+}
 
 /** An integer attribute: decimal digits on the wire, a safe integer in code. */
 export const Int = Schema.transformOrFail(Schema.String, Schema.Int, {
   strict: true,
   decode: (s, _, ast) => {
-    const n = integer.test(s) ? Number(s) : Number.NaN
-    return Number.isSafeInteger(n)
+    const n = decodeInteger(s)
+    return n !== invalid
       ? ParseResult.succeed(n)
       : ParseResult.fail(new ParseResult.Type(ast, s, `expected an integer, got ${JSON.stringify(s)}`))
   },
   encode: (n) => ParseResult.succeed(String(n))
-})
+}).annotations(value({
+  decode: decodeInteger,
+  encode: (a) => (Number.isSafeInteger(a) ? String(a) : invalid)
+}))
 
 /** A non-negative integer attribute (sizes, counts). */
-export const NonNegativeInt = Schema.compose(Int, Schema.NonNegativeInt, { strict: false })
+export const NonNegativeInt = Schema.compose(Int, Schema.NonNegativeInt, { strict: false }).annotations(value({
+  decode: (s) => {
+    const n = decodeInteger(s)
+    return n !== invalid && n >= 0 ? n : invalid
+  },
+  encode: (a) => (Number.isSafeInteger(a) && (a as number) >= 0 ? String(a) : invalid)
+}))
 
 const truthy = new Set(["true", "True", "TRUE", "t", "T", "1"])
 const falsy = new Set(["false", "False", "FALSE", "f", "F", "0"])
 
+const decodeBoolean = (s: string): boolean | typeof invalid => (truthy.has(s) ? true : falsy.has(s) ? false : invalid)
+
 const lenientBoolean = (written: readonly [string, string]) =>
   Schema.transformOrFail(Schema.String, Schema.Boolean, {
     strict: true,
-    decode: (s, _, ast) =>
-      truthy.has(s)
-        ? ParseResult.succeed(true)
-        : falsy.has(s)
-        ? ParseResult.succeed(false)
-        : ParseResult.fail(new ParseResult.Type(ast, s, `expected a boolean, got ${JSON.stringify(s)}`)),
+    decode: (s, _, ast) => {
+      const b = decodeBoolean(s)
+      return b !== invalid
+        ? ParseResult.succeed(b)
+        : ParseResult.fail(new ParseResult.Type(ast, s, `expected a boolean, got ${JSON.stringify(s)}`))
+    },
     encode: (b) => ParseResult.succeed(b ? written[0] : written[1])
-  })
+  }).annotations(value({
+    decode: decodeBoolean,
+    encode: (a) => (typeof a === "boolean" ? (a ? written[0] : written[1]) : invalid)
+  }))
 
 /** A boolean attribute: read leniently (`true`, `True`, `1`, `0`, ...), written `true` / `false`. */
 export const Bool = lenientBoolean(["true", "false"])
@@ -83,7 +128,7 @@ export const elements = <A, I, R>(item: Schema.Schema<A, I, R>) =>
   Schema.optionalToRequired(Schema.Array(item), listOf(item), {
     decode: Option.getOrElse(() => []),
     encode: (items) => (items.length === 0 ? Option.none() : Option.some(items))
-  }).pipe(Schema.withConstructorDefault(() => []))
+  }).pipe(Schema.withConstructorDefault(() => [])).annotations({ [WireId]: { _tag: "Elements" } satisfies Wire })
 
 /**
  * A list wrapped in a container element (`<urls><url/>...</urls>`): a required
@@ -99,7 +144,7 @@ export const wrapped = <A, I, R>(element: string, item: Schema.Schema<A, I, R>) 
   return Schema.optionalToRequired(container, listOf(item), {
     decode: Option.match({ onNone: () => [], onSome: (c) => c[element] ?? [] }),
     encode: (items) => (items.length === 0 ? Option.none() : Option.some({ [element]: items }))
-  }).pipe(Schema.withConstructorDefault(() => []))
+  }).pipe(Schema.withConstructorDefault(() => [])).annotations({ [WireId]: { _tag: "Wrapped", element } satisfies Wire })
 }
 
 /** The encoded key under which an element's character data travels. */
