@@ -21,6 +21,7 @@ import * as Progress from "../updater/Progress.js"
 import * as Repository from "../updater/Repository.js"
 import * as Signature from "../updater/Signature.js"
 import { type ExitStatusRow, exitStatusHelp } from "./internal/exitStatusHelp.js"
+import * as LogLines from "./internal/logLines.js"
 import { type Ending, ExitStatus } from "./internal/runCommand.js"
 import { releaseVersion, withReleaseVersion } from "./internal/versionArgument.js"
 
@@ -319,5 +320,5 @@ export const command = Command.make("update-self", options, (o) =>
 /** The command's program for `argv` (as `process.argv`), with every service it needs. */
 export const program = (argv: ReadonlyArray<string>) =>
   Command.run(command, { name: "update-self", version: packageVersion, footer: exitCodesHelp })(withReleaseVersion(argv)).pipe(
-    Effect.provide(Layer.mergeAll(NodeContext.layer, NodeHttpClient.layer))
+    Effect.provide(Layer.mergeAll(NodeContext.layer, NodeHttpClient.layer, LogLines.layer("logfmt")))
   )

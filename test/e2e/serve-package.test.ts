@@ -95,6 +95,19 @@ describe("serve-package", () => {
     expect(download.headers["content-encoding"]).toBeUndefined()
   })
 
+  it("logs one logfmt line per update check on stderr, and keeps stdout for the update.conf lines", async () => {
+    const reply = await post(base, updateRequest("3815.2.0"))
+    expect(reply.status).toBe(200)
+    await waitFor(server, () => /message=omaha .*answer.*update to/.test(server.stderr()))
+    const line = server.stderr().split("\n").find((l) => l.includes("message=omaha"))!
+    expect(line).toMatch(/^timestamp=\S+ level=INFO fiber=#\d+ message=omaha status=200 protocol=3\.0 apps=/)
+    expect(line).toContain("{87efface-864d-49a5-9bb3-4b050a7c227a}")
+    expect(server.stdout().trim().split("\n")).toEqual([
+      "# Put this line in /etc/flatcar/update.conf on the machines to update:",
+      `SERVER=${endpoint}`
+    ])
+  })
+
   it("lets a download resume the way update_engine does, with bytes=<offset>-", async () => {
     const path = "/packages/update.gz"
     const parts: Array<Buffer> = []

@@ -72,6 +72,9 @@ export const runCommand = <E>(
 ): void =>
   NodeRuntime.runMain(program, {
     disableErrorReporting: true,
+    // Commands choose their own log lines (on stderr); the runtime's pretty
+    // logger would print each one again on stdout.
+    disablePrettyLogger: true,
     teardown: (exit, onExit) => {
       const result = outcome(ending, exit as Exit.Exit<unknown, E | ValidationError.ValidationError>)
       if (Option.isSome(result.message)) process.stderr.write(result.message.value + "\n")
