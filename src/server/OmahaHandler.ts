@@ -1,5 +1,6 @@
 /**
- * The Omaha update endpoint as an HttpApp, with go-omaha's semantics: POST
+ * The Omaha update endpoint, apart from any HTTP server (`makeEndpoint`) and
+ * as an HttpApp (`make`), with go-omaha's semantics: POST
  * only, XML content types only, 1 MiB requests at most (refused with 413
  * before the body is read), protocol 3.0 only, every app of a request
  * answered, and the HTTP status taken from the app statuses (200 if any app

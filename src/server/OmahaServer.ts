@@ -31,16 +31,6 @@ export const updatePaths: ReadonlySet<string> = new Set(["/v1/update", "/v1/upda
 
 const notFound = HttpServerResponse.text("not found\n", { status: 404, contentType: "text/plain; charset=utf-8" })
 
-/** The server's routes as one HttpApp: the update endpoint, payloads, 404 for the rest. */
-export const makeApp = (options: Omit<Options, "host" | "port">) =>
-  Effect.map(OmahaHandler.make(options), (omaha) =>
-    Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
-      const path = request.url.split("?", 1)[0]!
-      if (updatePaths.has(path)) return omaha
-      if (options.packages !== undefined && path.startsWith(PackageFiles.prefix)) return options.packages.app
-      return Effect.succeed(notFound)
-    }))
-
 const pathOf = (url: string): string => {
   const query = url.indexOf("?")
   return query === -1 ? url : url.slice(0, query)
