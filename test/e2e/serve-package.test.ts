@@ -95,19 +95,6 @@ describe("serve-package", () => {
     expect(download.headers["content-encoding"]).toBeUndefined()
   })
 
-  it("logs one logfmt line per update check on stderr, and keeps stdout for the update.conf lines", async () => {
-    const reply = await post(base, updateRequest("3815.2.0"))
-    expect(reply.status).toBe(200)
-    await waitFor(server, () => /message=omaha .*answer.*update to/.test(server.stderr()))
-    const line = server.stderr().split("\n").find((l) => l.includes("message=omaha"))!
-    expect(line).toMatch(/^timestamp=\S+ level=INFO fiber=#\d+ message=omaha status=200 protocol=3\.0 apps=/)
-    expect(line).toContain("{87efface-864d-49a5-9bb3-4b050a7c227a}")
-    expect(server.stdout().trim().split("\n")).toEqual([
-      "# Put this line in /etc/flatcar/update.conf on the machines to update:",
-      `SERVER=${endpoint}`
-    ])
-  })
-
   it("lets a download resume the way update_engine does, with bytes=<offset>-", async () => {
     const path = "/packages/update.gz"
     const parts: Array<Buffer> = []
@@ -151,6 +138,11 @@ describe("serve-package", () => {
     for (const part of ["3815.2.0", "dev-channel", "{8BDE4C4D-9083-4D61-B41C-3253212C0C37}", "update complete: success, reboot"]) {
       expect(line).toContain(part)
     }
+    // Logs go to stderr only: stdout keeps just the update.conf lines.
+    expect(server.stdout().trim().split("\n")).toEqual([
+      "# Put this line in /etc/flatcar/update.conf on the machines to update:",
+      `SERVER=${endpoint}`
+    ])
   })
 })
 
@@ -248,6 +240,20 @@ describe("serve-package failures", () => {
     expect(own.stderr()).toContain("stopping: letting 2 download(s) finish, for up to 2 s")
     // Payloads from 64 MiB up report hashing progress (plain lines when not on a TTY).
     expect(own.stderr()).toContain("hashing update.gz: 100% (64.0 MiB of 64.0 MiB)")
+  })
+
+  it("keeps serving when its stderr is closed under it", async () => {
+    const own = start("serve-package", ["--package-file", payloadPath, "--package-version", version, "--listen-address", "127.0.0.1:0"])
+    await waitFor(own, () => own.stdout().includes("SERVER="))
+    const ownBase = new URL("/", /^SERVER=(\S+)$/m.exec(own.stdout())![1]!).href
+    own.child.stderr!.destroy()
+    for (let i = 0; i < 3; i++) {
+      expect((await post(ownBase, updateRequest("3815.2.0"))).status).toBe(200)
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    expect(own.child.exitCode).toBeNull()
+    own.child.kill("SIGTERM")
+    expect(await own.exited).toBe(0)
   })
 
   it("exits 0 after SIGTERM, once in-flight work is done", async () => {

@@ -4,10 +4,13 @@
  * than one console write per line. A server logs a line per request, and a
  * synchronous write for each cost about a tenth of an update check. Lines
  * still pending when the logger's scope closes, or when the process exits,
- * are written at once, so none is lost.
+ * are written at once, so none is lost. A stderr that cannot be written (a
+ * closed pipe) loses the log, never the process: the server keeps serving.
  */
 import { Effect, Layer, Logger } from "effect"
 import * as Fs from "node:fs"
+
+const ignore = () => {}
 
 /** The layout of a log line. */
 export type LogFormat = "logfmt" | "json"
@@ -34,9 +37,15 @@ export const layer = (format: LogFormat): Layer.Layer<never> =>
           }
           const flushNow = () => {
             const text = take()
-            if (text !== undefined) Fs.writeSync(2, text)
+            if (text === undefined) return
+            try {
+              Fs.writeSync(2, text)
+            } catch {
+              // stderr is gone; there is nowhere left to say so.
+            }
           }
           process.on("exit", flushNow)
+          process.stderr.on("error", ignore)
           const push = (line: string) => {
             pending.push(line)
             if (!scheduled) {
@@ -50,6 +59,7 @@ export const layer = (format: LogFormat): Layer.Layer<never> =>
           Effect.sync(() => {
             process.off("exit", flushNow)
             flushNow()
+            process.stderr.off("error", ignore)
           })
       ),
       ({ push }) => Logger.map(format === "json" ? Logger.jsonLogger : Logger.logfmtLogger, push)
