@@ -141,6 +141,7 @@ export const makeEndpoint = (options: Options = {}): Effect.Effect<Endpoint, Inv
     const updater = yield* Updater
     const serverName = options.serverName ?? "effect-omaha"
     const maxBodyBytes = options.maxBodyBytes ?? defaultMaxBodyBytes
+    const limits: Xml.Limits = { ...Xml.defaultLimits, maxBytes: maxBodyBytes }
     const trusted: ReadonlySet<string> = new Set(options.trustedProxies ?? [])
     const publicBase = options.publicBaseUrl === undefined ? undefined : yield* parseBaseUrl(options.publicBaseUrl)
 
@@ -272,7 +273,7 @@ export const makeEndpoint = (options: Options = {}): Effect.Effect<Endpoint, Inv
 
     const answer = (exchange: Exchange, body: Uint8Array): Effect.Effect<Reply> =>
       Effect.gen(function*() {
-        const decoded = yield* Xml.decodeRequest(body, { ...Xml.defaultLimits, maxBytes: maxBodyBytes }).pipe(Effect.either)
+        const decoded = yield* Xml.decodeRequest(body, limits).pipe(Effect.either)
         if (decoded._tag === "Left") return yield* refuse(400, `bad Omaha request: ${decoded.left.message}`)
         const request = decoded.right
 

@@ -14,6 +14,7 @@ const server = Http.createServer((req, res) => {
   const chunks = []
   req.on("data", (chunk) => chunks.push(chunk))
   req.on("end", () => {
+    // The body is gathered whole, as serve-package gathers a request, then dropped.
     Buffer.concat(chunks)
     run(Effect.succeed(body), {
       onExit: (exit) => {

@@ -52,7 +52,7 @@ export const make = <A, I>(document: Document.Document, schema: Schema.Schema<A,
     return value !== invalid ? Either.right(value as A) : bySchema(encoded)
   }
   const encodeBySchema = (value: A): Either.Either<string, Problem> =>
-    Either.match(encodeSchema(value), { onLeft: (e) => Either.left(onError(e)), onRight: (encoded) => Either.right(write(encoded)) })
+    Either.map(Either.mapLeft(encodeSchema(value), onError), write)
 
   return {
     decode: (input, limits) => Either.flatMap(Document.parseDocument(document, input, limits), byFastPath),
