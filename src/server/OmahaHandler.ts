@@ -10,11 +10,12 @@
  */
 import { HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import { Effect, Option, Schema } from "effect"
+import { isIP } from "node:net"
 import { describeEvent } from "../client/ExitCode.js"
 import type { AppRequest, Request } from "../protocol/Request.js"
 import * as Response from "../protocol/Response.js"
 import * as Xml from "../protocol/Xml.js"
-import { AppRefused, type NoUpdate, type Update, UpdateRefused, Updater } from "./Updater.js"
+import { AppRefused, type Client, type NoUpdate, type Update, UpdateRefused, Updater } from "./Updater.js"
 
 /** How the endpoint is configured. */
 export interface Options {
@@ -107,6 +108,25 @@ const requestOrigin = (exchange: Exchange, trusted: ReadonlySet<string>): string
   return host !== undefined && hostPattern.test(host) ? `${scheme}://${host}/` : undefined
 }
 
+/**
+ * The client's address: the peer's, or, when the peer is a trusted proxy, the
+ * nearest `X-Forwarded-For` address that is not itself a trusted proxy
+ * (read from the right, since each proxy appends the address it saw).
+ */
+export const clientAddress = (exchange: Exchange, trusted: ReadonlySet<string>): string | undefined => {
+  const peer = exchange.remoteAddress
+  if (peer === undefined || !trusted.has(peer)) return peer
+  const forwarded = header(exchange.headers, "x-forwarded-for")
+  if (forwarded === undefined) return peer
+  const hops = forwarded.split(",")
+  for (let i = hops.length - 1; i >= 0; i--) {
+    const hop = hops[i]!.trim()
+    if (isIP(hop) === 0) return peer
+    if (!trusted.has(hop)) return hop
+  }
+  return peer
+}
+
 // Responses are assembled from validated parts (decoded requests, the
 // Updater's instances, URLs from the URL parser), so construction skips the
 // second validation, which re-derives each class's schema and cost about a
@@ -156,8 +176,8 @@ export const makeEndpoint = (options: Options = {}): Effect.Effect<Endpoint, Inv
         new UpdateRefused({ status: "error-internal", reason: "the updater failed" })
       )
 
-    const checkUpdate = (request: Request, app: AppRequest, origin: string) =>
-      updater.checkUpdate(request, app).pipe(
+    const checkUpdate = (request: Request, app: AppRequest, client: Client, origin: string) =>
+      updater.checkUpdate(request, app, client).pipe(
         Effect.catchAllDefect((cause) => Effect.flip(internalUpdate(cause))),
         Effect.either,
         Effect.map((outcome): { readonly response: Response.UpdateResponse; readonly answer: string } => {
@@ -196,7 +216,7 @@ export const makeEndpoint = (options: Options = {}): Effect.Effect<Endpoint, Inv
         })
       )
 
-    const serveApp = (request: Request, app: AppRequest, origin: string) =>
+    const serveApp = (request: Request, app: AppRequest, client: Client, origin: string) =>
       Effect.gen(function*() {
         const events = app.events.map(describeEvent)
         const log = (answer: string): AppLog => ({
@@ -207,7 +227,7 @@ export const makeEndpoint = (options: Options = {}): Effect.Effect<Endpoint, Inv
           answer,
           events
         })
-        const refused = yield* updater.checkApp(request, app).pipe(
+        const refused = yield* updater.checkApp(request, app, client).pipe(
           Effect.catchAllDefect((cause) => Effect.flip(internalApp(cause))),
           Effect.flip,
           Effect.option
@@ -218,15 +238,18 @@ export const makeEndpoint = (options: Options = {}): Effect.Effect<Endpoint, Inv
             log: log(refused.value.message)
           }
         }
-        const update = app.updateCheck === undefined ? undefined : yield* checkUpdate(request, app, origin)
-        if (app.ping !== undefined) {
-          yield* updater.ping(request, app).pipe(Effect.catchAllCause((cause) => Effect.logError("Updater.ping failed", cause)))
-        }
+        // Events and the ping first: the check is decided on what they report.
         for (const event of app.events) {
-          yield* updater.event(request, app, event).pipe(
+          yield* updater.event(request, app, event, client).pipe(
             Effect.catchAllCause((cause) => Effect.logError("Updater.event failed", cause))
           )
         }
+        if (app.ping !== undefined) {
+          yield* updater.ping(request, app, client).pipe(
+            Effect.catchAllCause((cause) => Effect.logError("Updater.ping failed", cause))
+          )
+        }
+        const update = app.updateCheck === undefined ? undefined : yield* checkUpdate(request, app, client, origin)
         return {
           response: new Response.AppResponse({
             appId: app.appId,
@@ -281,8 +304,9 @@ export const makeEndpoint = (options: Options = {}): Effect.Effect<Endpoint, Inv
         if (base === undefined) {
           return yield* refuse(400, "missing or invalid Host header: cannot tell clients where the packages are")
         }
+        const client: Client = { address: clientAddress(exchange, trusted) }
         const served = request.protocol === "3.0"
-          ? yield* Effect.forEach(request.apps, (app) => serveApp(request, app, base))
+          ? yield* Effect.forEach(request.apps, (app) => serveApp(request, app, client, base))
           : undefined
         const apps = served === undefined ? unsupportedProtocol(request) : served.map((s) => s.response)
         const status = served === undefined ? 400 : httpStatusOf(apps)

@@ -47,16 +47,35 @@ export class Update extends Data.TaggedClass("Update")<{
   readonly pollInterval?: number
 }> {}
 
-/** What a backend answers for each app of a request. */
+/** Who sent a request, as far as the server can tell. */
+export interface Client {
+  /**
+   * The client's IP address: the peer's, or the first `X-Forwarded-For`
+   * address when the peer is a trusted proxy; undefined when unknown.
+   */
+  readonly address: string | undefined
+}
+
+/**
+ * What a backend answers for each app of a request. For each app the
+ * endpoint calls `checkApp`, then `event` for each event in document order,
+ * then `ping`, then `checkUpdate`: update_engine reports the end of an update
+ * (3/2) in the same request as its next check, so a backend that tracks
+ * progress sees the report before it decides.
+ */
 export interface UpdaterService {
   /** Whether the app may be served at all. */
-  readonly checkApp: (request: Request, app: AppRequest) => Effect.Effect<void, AppRefused>
+  readonly checkApp: (request: Request, app: AppRequest, client: Client) => Effect.Effect<void, AppRefused>
   /** The answer to the app's update check. */
-  readonly checkUpdate: (request: Request, app: AppRequest) => Effect.Effect<Update | NoUpdate, UpdateRefused>
+  readonly checkUpdate: (
+    request: Request,
+    app: AppRequest,
+    client: Client
+  ) => Effect.Effect<Update | NoUpdate, UpdateRefused>
   /** Records an event the app reported. */
-  readonly event: (request: Request, app: AppRequest, event: EventRequest) => Effect.Effect<void>
+  readonly event: (request: Request, app: AppRequest, event: EventRequest, client: Client) => Effect.Effect<void>
   /** Records an app's ping. */
-  readonly ping: (request: Request, app: AppRequest) => Effect.Effect<void>
+  readonly ping: (request: Request, app: AppRequest, client: Client) => Effect.Effect<void>
 }
 
 /** The backend of an Omaha server. */

@@ -26,9 +26,9 @@ const recording = (seen: Seen, version: string) =>
       const trivial = yield* Effect.provide(Updater.Updater, TrivialUpdater.layer(payload))
       return {
         ...trivial,
-        checkUpdate: (request, app) => {
+        checkUpdate: (request, app, client) => {
           seen.checks.push({ request, app })
-          return trivial.checkUpdate(request, app)
+          return trivial.checkUpdate(request, app, client)
         },
         event: (_, app, event) => Effect.sync(() => void seen.events.push({ version: app.version, event: ExitCode.describeEvent(event) }))
       } satisfies Updater.UpdaterService

@@ -19,6 +19,8 @@ const manifest = (version: string) =>
 interface Seen {
   readonly events: Array<string>
   readonly pings: Array<string>
+  /** Every backend call in order, with the client address it was given. */
+  readonly calls: Array<string>
 }
 
 // A backend scripted per app id: "refused-*" apps are refused with the status
@@ -32,7 +34,24 @@ const scripted = (seen: Seen) =>
         ? Effect.void
         : Effect.fail(new Updater.AppRefused({ status: refused as Updater.AppRefused["status"], reason: "scripted" }))
     },
-    checkUpdate: (_, app) =>
+    checkUpdate: (_, app, client) =>
+      Effect.suspend(() => {
+        seen.calls.push(`check ${app.appId} from ${client.address}`)
+        return checkUpdate(app)
+      }),
+    event: (_, app, event, client) =>
+      Effect.sync(() => {
+        seen.events.push(`${app.appId}:${event.eventType}/${event.eventResult}`)
+        seen.calls.push(`event ${event.eventType}/${event.eventResult} from ${client.address}`)
+      }),
+    ping: (_, app, client) =>
+      Effect.sync(() => {
+        seen.pings.push(app.appId)
+        seen.calls.push(`ping ${app.appId} from ${client.address}`)
+      })
+  })
+
+const checkUpdate = (app: { readonly appId: string }): Effect.Effect<Updater.Update | Updater.NoUpdate, Updater.UpdateRefused> =>
       app.appId === "update"
         ? Effect.succeed(
           new Updater.Update({ codebases: ["packages/", "http://mirror.example/p/"], manifests: [manifest("2.0.0"), manifest("3.0.0")] })
@@ -41,10 +60,7 @@ const scripted = (seen: Seen) =>
         ? Effect.fail(new Updater.UpdateRefused({ status: "error-hash" }))
         : app.appId === "update-boom"
         ? Effect.die("checkUpdate exploded")
-        : Effect.succeed(new Updater.NoUpdate({})),
-    event: (_, app, event) => Effect.sync(() => void seen.events.push(`${app.appId}:${event.eventType}/${event.eventResult}`)),
-    ping: (_, app) => Effect.sync(() => void seen.pings.push(app.appId))
-  })
+        : Effect.succeed(new Updater.NoUpdate({}))
 
 const requestFor = (apps: string, attrs = "") =>
   `<?xml version="1.0" encoding="UTF-8"?><request protocol="3.0"${attrs}>${apps}</request>`
@@ -56,7 +72,7 @@ const withServer = <A>(
   options: Parameters<typeof startServer>[0] = {}
 ) =>
   Effect.gen(function*() {
-    const seen: Seen = { events: [], pings: [] }
+    const seen: Seen = { events: [], pings: [], calls: [] }
     const { base } = yield* startServer(options, scripted(seen))
     return yield* f({ base, seen })
   }).pipe(Effect.scoped, Effect.provide(NodeContext.layer))
@@ -189,6 +205,39 @@ describe("OmahaHandler", () => {
       { trustedProxies: ["127.0.0.1", "::ffff:127.0.0.1"] }
     ))
 
+  it.live("reports events and the ping before the check, with the client's address", () =>
+    withServer(({ base, seen }) =>
+      Effect.gen(function*() {
+        yield* call(() =>
+          post(base, requestFor(app("a", `<updatecheck/><ping active="1"/><event eventtype="3" eventresult="2"/><event eventtype="13" eventresult="1"/>`)))
+        )
+        expect(seen.calls).toEqual([
+          "event 3/2 from 127.0.0.1",
+          "event 13/1 from 127.0.0.1",
+          "ping a from 127.0.0.1",
+          "check a from 127.0.0.1"
+        ])
+      })
+    ))
+
+  it.live("takes the client's address from X-Forwarded-For only behind a trusted proxy", () =>
+    Effect.gen(function*() {
+      const addresses = (trustedProxies: ReadonlyArray<string>, forwarded: string) =>
+        withServer(({ base, seen }) =>
+          Effect.gen(function*() {
+            yield* call(() => post(base, requestFor(app("a")), { "x-forwarded-for": forwarded }))
+            return seen.calls.map((line) => line.replace(/^.* from /, ""))
+          }), { trustedProxies })
+      const proxies = ["127.0.0.1", "::ffff:127.0.0.1"]
+      // The nearest address that is not one of our proxies is the client.
+      expect(yield* addresses(proxies, "198.51.100.7, 203.0.113.9")).toEqual(["203.0.113.9"])
+      expect(yield* addresses([...proxies, "203.0.113.9"], "198.51.100.7, 203.0.113.9")).toEqual(["198.51.100.7"])
+      // A hop that is not an address stops the walk at the proxy itself.
+      expect(yield* addresses(proxies, "198.51.100.7, not-an-ip")).toEqual(["127.0.0.1"])
+      // An untrusted peer cannot claim another address.
+      expect(yield* addresses([], "198.51.100.7")).toEqual(["127.0.0.1"])
+    }))
+
   it.live("resolves codebases against a configured public base URL", () =>
     withServer(
       ({ base }) =>
@@ -289,7 +338,7 @@ describe("OmahaHandler", () => {
 
   it.live("answers the same as an HttpApp in a plain @effect/platform server", () =>
     Effect.gen(function*() {
-      const seen: Seen = { events: [], pings: [] }
+      const seen: Seen = { events: [], pings: [], calls: [] }
       const listening = NodeHttpServer.layer(() => Http.createServer(), { host: "127.0.0.1", port: 0 })
       const served = Layer.unwrapEffect(Effect.map(OmahaHandler.make(), (app) => HttpServer.serve(app))).pipe(
         Layer.provide(scripted(seen)),

@@ -13,7 +13,7 @@ const answer = (version: string | undefined) =>
   Effect.gen(function*() {
     const updater = yield* Updater.Updater
     const app = new Request.AppRequest({ appId: "{e96281a6-d1af-4bde-9a0a-97b76e56dc57}", ...(version === undefined ? {} : { version }) })
-    return yield* updater.checkUpdate(Request.make({ apps: [app] }), app)
+    return yield* updater.checkUpdate(Request.make({ apps: [app] }), app, { address: "127.0.0.1" })
   }).pipe(Effect.provide(TrivialUpdater.layer(payload)))
 
 describe("TrivialUpdater", () => {
