@@ -10,6 +10,7 @@
 import { FileSystem, HttpServerRequest, HttpServerResponse } from "@effect/platform"
 import type { PlatformError } from "@effect/platform/Error"
 import { Effect, Option, Schema, Stream } from "effect"
+import * as FileError from "../internal/fileError.js"
 
 /** A file to serve and the name it is served under. */
 export interface Entry {
@@ -36,15 +37,8 @@ export class PackageFileUnavailable extends Schema.TaggedError<PackageFileUnavai
   }
 }
 
-const systemReasons: Partial<Record<string, string>> = {
-  NotFound: "no such file",
-  PermissionDenied: "permission denied",
-  BadResource: "not a readable file"
-}
-
 /** A file-system failure in a few words (`no such file`, `permission denied`, ...). */
-export const describeFileError = (error: PlatformError): string =>
-  (error._tag === "SystemError" ? systemReasons[error.reason] : undefined) ?? error.message
+export const describeFileError: (error: PlatformError) => string = FileError.describeFileError
 
 /** The URL path prefix payloads are served under. */
 export const prefix = "/packages/"

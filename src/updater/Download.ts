@@ -6,8 +6,10 @@
  * killed process) resumes with an HTTP Range request instead of starting over.
  */
 import { FileSystem, HttpClient, HttpClientRequest } from "@effect/platform"
+import { isPlatformError, type PlatformError } from "@effect/platform/Error"
 import { Duration, Effect, Schema, Stream } from "effect"
 import * as Crypto from "node:crypto"
+import { describeFileError } from "../internal/fileError.js"
 import { PackageHashMismatch, PackageSizeMismatch } from "../protocol/Package.js"
 import * as Compression from "./Compression.js"
 import type { Release } from "./Release.js"
@@ -40,7 +42,7 @@ export class WriteFailed extends Schema.TaggedError<WriteFailed>()("WriteFailed"
 
 /** Maps a platform error on `path` to {@link WriteFailed}. */
 export const writeFailed = (path: string, operation: string) => (error: { readonly message: string }) =>
-  new WriteFailed({ path, operation, reason: error.message })
+  new WriteFailed({ path, operation, reason: isPlatformError(error) ? describeFileError(error) : error.message })
 
 /** A payload stream from a source, starting at byte `start` of the payload. */
 export interface Body {
@@ -247,8 +249,7 @@ export const toFile = (options: Options): Effect.Effect<
 export const fetchFile = (path: string, offset: number) =>
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
-    const failed = (e: { readonly message: string }) =>
-      new DownloadFailed({ location: path, reason: e.message, retryable: false })
+    const failed = (e: PlatformError) => new DownloadFailed({ location: path, reason: describeFileError(e), retryable: false })
     const info = yield* Effect.mapError(fs.stat(path), failed)
     const total = Number(info.size)
     const body: Body = {

@@ -6,6 +6,8 @@
 import { FileSystem } from "@effect/platform"
 import { Effect, Schema } from "effect"
 import * as Crypto from "node:crypto"
+import { describeFileError } from "../internal/fileError.js"
+import { writeFailed } from "./Download.js"
 
 /** What a signature vouches for. */
 export interface Signed {
@@ -73,10 +75,11 @@ export const verify = (
 /** A key file that cannot be read or holds no ed25519 key of the expected kind. */
 export class KeyFileInvalid extends Schema.TaggedError<KeyFileInvalid>()("KeyFileInvalid", {
   path: Schema.String,
+  kind: Schema.Literal("public", "private"),
   reason: Schema.String
 }) {
   override get message(): string {
-    return `key file ${this.path}: ${this.reason}`
+    return `cannot read ${this.kind} key ${this.path}: ${this.reason}`
   }
 }
 
@@ -94,18 +97,19 @@ const maxKeyFileBytes = 16 * 1024
 const readKey = (path: string, kind: "public" | "private") =>
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
-    const invalid = (reason: string) => new KeyFileInvalid({ path, reason })
-    const info = yield* Effect.mapError(fs.stat(path), (e) => invalid(e.message))
-    if (info.type !== "File" || Number(info.size) > maxKeyFileBytes) {
-      return yield* Effect.fail(invalid(`not a key file (expected a PEM file of at most ${maxKeyFileBytes} bytes)`))
+    const invalid = (reason: string) => new KeyFileInvalid({ path, kind, reason })
+    const info = yield* Effect.mapError(fs.stat(path), (e) => invalid(describeFileError(e)))
+    if (info.type !== "File") return yield* Effect.fail(invalid(`not a regular file (${info.type.toLowerCase()})`))
+    if (Number(info.size) > maxKeyFileBytes) {
+      return yield* Effect.fail(invalid(`larger than ${maxKeyFileBytes} bytes, so not a PEM key file`))
     }
-    const text = yield* Effect.mapError(fs.readFileString(path), (e) => invalid(e.message))
+    const text = yield* Effect.mapError(fs.readFileString(path), (e) => invalid(describeFileError(e)))
     const key = yield* Effect.try({
       try: () => (kind === "public" ? Crypto.createPublicKey(text) : Crypto.createPrivateKey(text)),
-      catch: () => invalid(`no ${kind} key in PEM format`)
+      catch: () => invalid(`not a PEM ${kind} key`)
     })
     if (key.asymmetricKeyType !== "ed25519") {
-      return yield* Effect.fail(invalid(`expected an ed25519 ${kind} key, found ${key.asymmetricKeyType ?? "another kind"}`))
+      return yield* Effect.fail(invalid(`not an ed25519 key (${key.asymmetricKeyType ?? "another kind"})`))
     }
     return key
   })
@@ -127,7 +131,8 @@ export const generateKeyPair = Effect.sync(() => {
 
 /**
  * Writes a new key pair: the private key readable by its owner only (0600),
- * the public key 0644. Existing files are refused unless `force`.
+ * the public key 0644. Existing files are refused unless `force`; a file that
+ * cannot be written is a {@link WriteFailed} naming it.
  */
 export const writeKeyPair = (options: {
   readonly privateKey: string
@@ -142,14 +147,12 @@ export const writeKeyPair = (options: {
         if (yield* Effect.orElseSucceed(fs.exists(path), () => false)) return yield* new KeyFileExists({ path })
       }
     }
-    const write = (path: string, text: string, mode: number) =>
+    const write = (path: string, kind: "public" | "private", text: string, mode: number) =>
       Effect.gen(function*() {
         yield* fs.remove(path, { force: true })
         // Exclusive create: the private key is never briefly readable by others.
         yield* fs.writeFileString(path, text, { flag: "wx", mode })
-      }).pipe(Effect.catchTag("SystemError", "BadArgument", (e) =>
-        Effect.fail(new KeyFileInvalid({ path, reason: e.message }))
-      ))
-    yield* write(options.privateKey, pair.privateKey, 0o600)
-    yield* write(options.publicKey, pair.publicKey, 0o644)
+      }).pipe(Effect.mapError(writeFailed(path, `write the ${kind} key`)))
+    yield* write(options.privateKey, "private", pair.privateKey, 0o600)
+    yield* write(options.publicKey, "public", pair.publicKey, 0o644)
   })
