@@ -78,10 +78,20 @@ export const fetchHttp = (
   timeouts: Timeouts = defaultTimeouts
 ): Effect.Effect<Body, DownloadFailed, HttpClient.HttpClient> =>
   Effect.gen(function*() {
-    // Repositories often sit behind a CDN or object store that redirects; update_engine follows up to 10.
-    const client = HttpClient.followRedirects(yield* HttpClient.HttpClient, 10)
     const failed = (reason: string, retryable: boolean, status?: number) =>
       new DownloadFailed({ location: url, reason, retryable, ...(status === undefined ? {} : { status }) })
+    // Repositories often sit behind a CDN or object store that redirects; update_engine follows up to 10.
+    // Each hop must stay on http(s): Node's client throws on any other scheme a Location names.
+    const client = HttpClient.followRedirects(
+      HttpClient.transform(yield* HttpClient.HttpClient, (response, request) =>
+        Effect.zipRight(
+          /^https?:$/.test(new URL(request.url).protocol)
+            ? Effect.void
+            : Effect.fail(failed(`redirected to ${request.url}, which is not http or https`, false)),
+          response
+        )),
+      10
+    )
     const request = HttpClientRequest.get(url).pipe(
       offset > 0 ? HttpClientRequest.setHeader("range", `bytes=${offset}-`) : (r) => r,
       HttpClientRequest.setHeader("accept-encoding", "identity")
