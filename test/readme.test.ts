@@ -5,6 +5,7 @@ import { Effect, HashMap, Layer, Logger, Option } from "effect"
 import { AppClient, Platform, Xml } from "effect-omaha"
 import { post } from "./server/support.js"
 import { binary, choriaRelease, listing, tempDir, target } from "./updater/support.js"
+import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
@@ -24,7 +25,43 @@ const loadExample = async (name: string): Promise<Record<string, unknown>> => {
   return import(file)
 }
 
+/** The shell commands of the README's `sh` blocks: continuation lines joined, comments left out. */
+const shellCommands = (): Array<string> =>
+  [...readme.matchAll(/```sh\n([\s\S]*?)```/g)]
+    .flatMap((block) => block[1]!.replace(/\\\n\s*/g, " ").split("\n"))
+    .map((line) => line.trim())
+    .filter((line) => line !== "" && !line.startsWith("#"))
+
+/** The package's own commands (package.json's `bin`). */
+const bins = Object.keys(JSON.parse(Fs.readFileSync(Path.join(root, "package.json"), "utf8")).bin as Record<string, string>)
+
 describe("README", () => {
+  it("runs the package's commands the way a clone can: `npx <command>`, each of whose --help exits 0", () => {
+    const invocations = new Set<string>()
+    for (const line of shellCommands()) {
+      const words = line.split(/\s+/)
+      words.forEach((word, i) => {
+        if (!bins.includes(word)) return
+        // `npm run serve-package -- ...` is the package's script, which a clone runs too.
+        if (words[i - 1] === "run" && words[i - 2] === "npm") return
+        expect(words[i - 1], line).toBe("npx")
+        invocations.add(words[i + 1] === "keygen" ? `${word} keygen` : word)
+      })
+    }
+    expect([...invocations].sort()).toEqual(["serve-package", "update-repo", "update-repo keygen", "update-self"])
+    for (const invocation of invocations) {
+      // Offline: npx must find the command in the clone, never on the registry.
+      const ran = ChildProcess.spawnSync("npx", [...invocation.split(" "), "--help"], {
+        cwd: Path.join(root, "src"),
+        encoding: "utf8",
+        env: { ...process.env, npm_config_offline: "true" }
+      })
+      expect(ran.status, `npx ${invocation} --help: ${ran.stderr}`).toBe(0)
+      expect(ran.stdout.split("\n")[0]).toBe(`${invocation} 0.1.0`)
+    }
+  }, 60_000)
+
+
   it("documents the two set-up commands", () => {
     expect(readme).toContain("```sh\nnpm ci && npm test\n```")
     expect(readme).toContain(
