@@ -13,7 +13,11 @@ import type { AddressInfo } from "node:net"
 import * as Path from "node:path"
 import { Platform } from "effect-omaha"
 import { binary, choriaRelease, tempDir } from "../updater/support.js"
-import { binPath, type Ran, run } from "./process.js"
+import { binPath, type Ran, run as runCommand, type SpawnOptions } from "./process.js"
+
+// Every run here should end at once; one that does not (a command serving, or waiting for input) is killed.
+const run = (name: string, args: ReadonlyArray<string>, options: SpawnOptions = {}) =>
+  runCommand(name, args, { timeoutMs: 10_000, ...options })
 
 const dirs: Array<string> = []
 const fresh = () => {
@@ -100,10 +104,7 @@ describe("usage errors: one line on stderr, status 2", () => {
 
   it("--wizard with stdin not a terminal fails at once instead of waiting for answers", async () => {
     for (const [command, args] of [["update-self", ["--wizard"]], ["update-repo", ["keygen", "--wizard"]], ["serve-package", ["--wizard"]]] as const) {
-      const ran = await Promise.race([
-        run(command, args),
-        new Promise<Ran>((resolve) => setTimeout(() => resolve({ status: -1, stdout: "", stderr: "still waiting" }), 10_000))
-      ])
+      const ran = await run(command, args)
       const name = command === "update-repo" ? "update-repo keygen" : command
       expectOneLine(ran, 2, `${command}: --wizard asks its questions on a terminal, and stdin is not one; see ${name} --help`)
     }

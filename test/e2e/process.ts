@@ -18,6 +18,8 @@ export interface SpawnOptions {
   readonly uid?: number
   readonly gid?: number
   readonly env?: NodeJS.ProcessEnv
+  /** For {@link run}: kill the command (SIGKILL) if it has not ended after this long; its status is then null. */
+  readonly timeoutMs?: number
 }
 
 /** How a command run ended. */
@@ -29,7 +31,8 @@ export interface Ran {
 
 /** Starts a bundled command with node. */
 export const start = (name: string, args: ReadonlyArray<string>, options: SpawnOptions = {}): Running => {
-  const child = ChildProcess.spawn(process.execPath, [binPath(name), ...args], { stdio: ["ignore", "pipe", "pipe"], ...options })
+  const { timeoutMs: _, ...spawn } = options
+  const child = ChildProcess.spawn(process.execPath, [binPath(name), ...args], { stdio: ["ignore", "pipe", "pipe"], ...spawn })
   let out = ""
   let err = ""
   child.stdout.on("data", (c: Buffer) => (out += c.toString("utf8")))
@@ -53,10 +56,11 @@ export const waitFor = async (running: Running, predicate: () => boolean, timeou
 /** Runs a bundled command to its end (asynchronously: a test's server shares this process). */
 export const run = async (name: string, args: ReadonlyArray<string>, options: SpawnOptions = {}): Promise<Ran> => {
   const running = start(name, args, options)
+  const timer = options.timeoutMs === undefined ? undefined : setTimeout(() => running.child.kill("SIGKILL"), options.timeoutMs)
   // "close" rather than "exit": the output is complete only once the pipes are.
   const status = await new Promise<number | null>((resolve, reject) => {
     running.child.on("error", reject)
     running.child.on("close", (code) => resolve(code))
-  })
+  }).finally(() => clearTimeout(timer))
   return { status, stdout: running.stdout(), stderr: running.stderr() }
 }
