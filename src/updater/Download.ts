@@ -81,15 +81,17 @@ export const fetchHttp = (
     const failed = (reason: string, retryable: boolean, status?: number) =>
       new DownloadFailed({ location: url, reason, retryable, ...(status === undefined ? {} : { status }) })
     // Repositories often sit behind a CDN or object store that redirects; update_engine follows up to 10.
-    // Each hop must stay on http(s): Node's client throws on any other scheme a Location names.
+    // Each Location must be an http(s) URL: following anything else, the platform's client throws.
     const client = HttpClient.followRedirects(
       HttpClient.transform(yield* HttpClient.HttpClient, (response, request) =>
-        Effect.zipRight(
-          /^https?:$/.test(new URL(request.url).protocol)
-            ? Effect.void
-            : Effect.fail(failed(`redirected to ${request.url}, which is not http or https`, false)),
-          response
-        )),
+        Effect.flatMap(response, (answer) => {
+          const location = answer.headers.location
+          if (answer.status < 300 || answer.status >= 400 || location === undefined) return Effect.succeed(answer)
+          const next = URL.canParse(location, request.url) ? new URL(location, request.url).protocol : ""
+          return next === "http:" || next === "https:"
+            ? Effect.succeed(answer)
+            : Effect.fail(failed(`redirected to ${location}, which is not an http or https URL`, false))
+        })),
       10
     )
     const request = HttpClientRequest.get(url).pipe(

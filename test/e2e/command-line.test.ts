@@ -227,12 +227,12 @@ describe("runtime errors: one line, the documented status, the file and the faul
     )
   })
 
-  it("a redirect to a scheme other than http(s) is a download failure (5), not an unexpected error", async () => {
+  it("a redirect to anything but an http(s) URL is a download failure (5), not an unexpected error", async () => {
     const server = Http.createServer((request, response) => {
       if (request.url!.endsWith("release.json") && request.url!.startsWith("/payload/")) {
         response.end(JSON.stringify({ binary: "tool.gz", hash: "a".repeat(64) }))
       } else {
-        response.writeHead(302, { location: "file:///etc/passwd" }).end()
+        response.writeHead(302, { location: request.url!.startsWith("/invalid/") ? "http://[" : "file:///etc/passwd" }).end()
       }
     })
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))
@@ -242,12 +242,17 @@ describe("runtime errors: one line, the documented status, the file and the faul
       expectOneLine(
         await run("update-self", args("release")),
         5,
-        `update-self: repository ${base}/release/2.0.0/linux/amd64/release.json is unreachable: redirected to file:///etc/passwd, which is not http or https`
+        `update-self: repository ${base}/release/2.0.0/linux/amd64/release.json is unreachable: redirected to file:///etc/passwd, which is not an http or https URL`
+      )
+      expectOneLine(
+        await run("update-self", args("invalid")),
+        5,
+        `update-self: repository ${base}/invalid/2.0.0/linux/amd64/release.json is unreachable: redirected to http://[, which is not an http or https URL`
       )
       const failed = await run("update-self", args("payload"))
       expect(failed.status).toBe(5)
       expect(failed.stderr.split("\n").filter((line) => line.startsWith("update-self:"))).toEqual([
-        `update-self: download of ${base}/payload/2.0.0/linux/amd64/tool.gz failed: redirected to file:///etc/passwd, which is not http or https`
+        `update-self: download of ${base}/payload/2.0.0/linux/amd64/tool.gz failed: redirected to file:///etc/passwd, which is not an http or https URL`
       ])
     } finally {
       await new Promise((resolve) => server.close(resolve))
