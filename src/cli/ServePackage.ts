@@ -100,7 +100,9 @@ const exitStatus = Match.type<Failure>().pipe(
 const listenErrors: Record<string, string> = {
   EADDRINUSE: "the address is already in use (is another server running there?); choose another --listen-address",
   EACCES: "permission denied (ports below 1024 need privileges); choose a port above 1023",
-  EADDRNOTAVAIL: "the address is not one of this machine's; use 127.0.0.1, 0.0.0.0 or a local address"
+  EADDRNOTAVAIL: "the address is not one of this machine's; use 127.0.0.1, 0.0.0.0 or a local address",
+  ENOTFOUND: "no such host; use an IP address or a name this machine resolves",
+  EAI_AGAIN: "the name cannot be resolved now (DNS); use an IP address"
 }
 
 const describeServeError = (error: HttpServerError.ServeError): string => {
