@@ -7,7 +7,7 @@ import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { binary, bzip2, choriaRelease, fileServer, listing, sha256, target, tempDir } from "../updater/support.js"
-import { binPath as bundle, type Ran, run } from "./process.js"
+import { binPath as bundle, type Ran, run, type SpawnOptions } from "./process.js"
 
 const platform = ["--os", "linux", "--arch", "amd64"]
 const oldBytes = binary(1_200_000, 11)
@@ -208,9 +208,13 @@ describe("update-self faults: one line, a documented status, the target byte-ide
       const bin = Path.join(dir, "bin")
       Fs.mkdirSync(bin)
       const tool = target(bin, oldBytes, 0o755)
-      const nobody = c.asNobody === true && process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {}
-      // Unwritable for whoever runs update-self: root ignores modes, so the run drops to nobody.
+      // Unwritable for whoever runs update-self: root ignores modes, so the run drops to nobody,
+      // with a copy of the bundle in the test's own directory (the checkout may be out of its reach).
+      const nobody: SpawnOptions = c.asNobody === true && process.getuid?.() === 0
+        ? { uid: 65534, gid: 65534, cwd: dir, script: Path.join(dir, "update-self.js") }
+        : {}
       if (c.asNobody) {
+        if (nobody.script !== undefined) Fs.copyFileSync(bundle("update-self"), nobody.script)
         Fs.chmodSync(dir, 0o755)
         Fs.chmodSync(bin, 0o555)
       }

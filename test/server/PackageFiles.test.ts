@@ -1,5 +1,5 @@
 import { NodeContext } from "@effect/platform-node"
-import { describe, expect, it } from "@effect/vitest"
+import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { PackageFiles, Updater } from "effect-omaha"
 import * as Crypto from "node:crypto"
@@ -10,6 +10,7 @@ import * as Path from "node:path"
 import { raw, send, startServer } from "./support.js"
 
 const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "effect-omaha-files-"))
+afterAll(() => Fs.rmSync(dir, { recursive: true, force: true }))
 const payload = Crypto.randomBytes(3 * 1024 * 1024 + 123)
 const payloadPath = Path.join(dir, "payload.bin")
 Fs.writeFileSync(payloadPath, payload)

@@ -46,7 +46,8 @@ const recording = (payload: TrivialUpdater.Payload, seen: Seen, override?: Parti
 /** A served payload, the Omaha server for it, and everything an apply over Omaha needs, for the test's scope. */
 const setup = (options: { readonly signature?: string; readonly override?: Partial<Updater.UpdaterService> } = {}) =>
   Effect.gen(function*() {
-    const dir = tempDir()
+    const dir = yield* Effect.acquireRelease(Effect.sync(() => tempDir()), (dir) =>
+      Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true })))
     const payloadPath = Path.join(dir, "tool-2.0.0")
     Fs.writeFileSync(payloadPath, newBytes)
     const facts = yield* Package.fromFile(payloadPath)
