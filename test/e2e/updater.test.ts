@@ -99,6 +99,22 @@ describe("update-repo -> HTTP server -> update-self", () => {
     }
   })
 
+  it("keygen refuses one file for both keys with one line and status 2, and the private key stays", async () => {
+    const dir = fresh()
+    const key = Path.join(dir, "release.key")
+    const same = await run("update-repo", ["keygen", "--private-key", key, "--public-key", key])
+    expect(same).toMatchObject({ status: 2, stdout: "" })
+    expect(same.stderr).toBe(`update-repo: the private and the public key cannot both be written to ${key}; give two different paths\n`)
+    expect(listing(dir)).toEqual([])
+    expect((await run("update-repo", ["keygen", "--private-key", key, "--public-key", Path.join(dir, "release.pub")])).status).toBe(0)
+    const before = Fs.readFileSync(key, "utf8")
+    const spelled = await run("update-repo", ["keygen", "--private-key", key, "--public-key", `${dir}/./release.key`, "--force"])
+    expect(spelled.status).toBe(2)
+    expect(errorLine(spelled)).toEqual([expect.stringMatching(/are the same file; give the private and the public key two different files$/)])
+    expect(Fs.readFileSync(key, "utf8")).toBe(before)
+    expect(before).toMatch(/^-----BEGIN PRIVATE KEY-----/)
+  })
+
   it("applies a repository laid out exactly as choria's update-repo lays it out (system bzip2, hex hash, no signature)", async () => {
     const dir = fresh()
     const repo = Path.join(dir, "repo")
