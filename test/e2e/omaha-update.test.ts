@@ -23,12 +23,12 @@ afterAll(async () => {
   for (const dir of dirs) Fs.rmSync(dir, { recursive: true, force: true })
 })
 
-/** A serve-package process offering `newBytes` as version 2.0.0, and a target at 1.0.0 beside it. */
-const setup = async (extra: ReadonlyArray<string> = []) => {
+/** A serve-package process offering `served` (`newBytes` by default) as version 2.0.0, and a target at 1.0.0 beside it. */
+const setup = async (extra: ReadonlyArray<string> = [], served: Uint8Array = newBytes) => {
   const dir = tempDir()
   dirs.push(dir)
   const payload = Path.join(dir, "tool-2.0.0")
-  Fs.writeFileSync(payload, newBytes)
+  Fs.writeFileSync(payload, served)
   const server = start("serve-package", [
     "--package-file",
     payload,
@@ -100,6 +100,18 @@ describe("serve-package -> update-self --omaha", () => {
     const again = await run("update-self", omahaArgs(tool, url, "--current-version", "2.0.0"))
     expect(again.status).toBe(0)
     expect(again.stdout).toBe(`${tool} is up to date (2.0.0)\n`)
+  })
+
+  it("--check '<target> --version' runs the new binary it installed", async () => {
+    const script = Buffer.from(`#!/bin/sh\necho "tool 2.0.0"\n`)
+    const { bin, server, tool, url } = await setup([], script)
+    const result = await run("update-self", omahaArgs(tool, url, "--current-version", "1.0.0", "--check", `${tool} --version`))
+    expect(result.stderr.split("\n").filter((l) => l.startsWith("update-self:"))).toEqual([])
+    expect(result.status).toBe(0)
+    expect(result.stdout).toBe(`tool 2.0.0\nupdated ${tool} to 2.0.0 (${script.length} bytes)\n`)
+    expect(listing(bin)).toEqual(["tool", "tool.backup"])
+    await waitFor(server, () => eventsLogged(server).length >= 4)
+    expect(eventsLogged(server).at(-1)).toBe("update complete: success")
   })
 
   it("checks serve-package's release signature, and reports a missing one as 3/0 code 22", async () => {

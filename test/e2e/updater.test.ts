@@ -26,6 +26,9 @@ beforeAll(() => {
   }
 })
 
+/** A real executable: a shell script that prints its version. */
+const versionScript = (version: string) => Buffer.from(`#!/bin/sh\necho "tool ${version}"\n`)
+
 /** The one line a failed run prints on stderr (progress lines aside). */
 const errorLine = (ran: Ran) => ran.stderr.split("\n").filter((l) => l.startsWith("update-self:") || l.startsWith("update-repo:"))
 
@@ -140,6 +143,31 @@ describe("update-repo -> HTTP server -> update-self", () => {
     const local = await run("update-self", ["--target", tool, "--repo", repo, "--version", "0.28.0", ...platform])
     expect(local.status).toBe(0)
     expect(Fs.readFileSync(tool).equals(newBytes)).toBe(true)
+  })
+
+  it("--check '<target> --version' runs the new binary, from an HTTP repository and from a directory", async () => {
+    const dir = fresh()
+    const repo = Path.join(dir, "repo")
+    Fs.writeFileSync(Path.join(dir, "tool"), versionScript("2.0.0"), { mode: 0o755 })
+    expect((await run("update-repo", [Path.join(dir, "tool"), "--version", "2.0.0", ...platform, "--repo", repo])).status).toBe(0)
+    const bin = Path.join(dir, "bin")
+    Fs.mkdirSync(bin)
+    const tool = target(bin, versionScript("1.0.0"), 0o755)
+    const server = await fileServer(repo)
+    try {
+      for (const source of [server.url, repo]) {
+        Fs.writeFileSync(tool, versionScript("1.0.0"))
+        const ran = await run("update-self", ["--target", tool, "--repo", source, "--version", "2.0.0", ...platform, "--check", `${tool} --version`])
+        expect(errorLine(ran)).toEqual([])
+        expect(ran.status).toBe(0)
+        // The check's output (the new binary's) comes before update-self's own line.
+        expect(ran.stdout).toBe(`tool 2.0.0\nupdated ${tool} to 2.0.0 (${versionScript("2.0.0").length} bytes)\n`)
+        expect(Fs.readFileSync(tool).equals(versionScript("2.0.0"))).toBe(true)
+        expect(listing(bin)).toEqual(["tool", "tool.backup"])
+      }
+    } finally {
+      await server.close()
+    }
   })
 
   it("lists its exit statuses in --help", async () => {
