@@ -203,7 +203,7 @@ const options = {
     Options.withDefault(30)
   ),
   maxSize: Options.integer("max-size").pipe(
-    Options.withDescription("largest binary accepted, in MiB, when the release does not say its size"),
+    Options.withDescription("largest binary accepted, in MiB, when the release does not say its size (default 1024, 1 GiB)"),
     Options.withDefault(1024)
   ),
   connectTimeout: Options.integer("connect-timeout").pipe(

@@ -273,11 +273,11 @@ const syncDirectory = (dir: string) =>
   })).pipe(Effect.mapError(Download.writeFailed(dir, "sync directory")))
 
 /**
- * Step 1: the new binary, downloaded and verified into `.<name>.new` (created
- * exclusively, 0600, then given the target's mode, and its owner when running
- * as root, and synced). Its descriptor is closed before this returns: a file
- * still open for writing cannot be executed (ETXTBSY), and the health check
- * runs it. Removed again unless the apply succeeds.
+ * Step 1: the new binary, downloaded and verified into `.<name>.new` (0600,
+ * then given the target's mode, and its owner when running as root, and
+ * synced). No descriptor of it is left open: a file still open for writing
+ * cannot be executed (ETXTBSY), and the health check runs it. Removed again
+ * unless the apply succeeds.
  */
 const stage = (
   paths: ReturnType<typeof files>,
@@ -291,30 +291,32 @@ const stage = (
     yield* Effect.addFinalizer((exit) =>
       Exit.isFailure(exit) ? fs.remove(paths.staged, { force: true }).pipe(Effect.ignore) : Effect.void
     )
-    return yield* Effect.scoped(Effect.gen(function*() {
-      const output = yield* fs.open(paths.staged, { flag: "wx", mode: 0o600 }).pipe(
-        Effect.mapError(Download.writeFailed(paths.staged, "create"))
+    const written = yield* Download.toFile({
+      release,
+      fetch: (offset) => source.fetch(release, offset),
+      outputPath: paths.staged,
+      partPath: paths.part(release.sha256),
+      maxBytes: options.maxBytes ?? defaultMaxBytes,
+      onProgress: options.onProgress
+    })
+    // The owner first: chown clears set-user-ID bits, which the mode then restores.
+    if (process.getuid?.() === 0 && Option.isSome(old.uid) && Option.isSome(old.gid)) {
+      yield* fs.chown(paths.staged, old.uid.value, old.gid.value).pipe(
+        Effect.mapError(Download.writeFailed(paths.staged, "set the owner of"))
       )
-      const written = yield* Download.toFile({
-        release,
-        fetch: (offset) => source.fetch(release, offset),
-        output,
-        outputPath: paths.staged,
-        partPath: paths.part(release.sha256),
-        maxBytes: options.maxBytes ?? defaultMaxBytes,
-        onProgress: options.onProgress
-      })
-      // The owner first: chown clears set-user-ID bits, which the mode then restores.
-      if (process.getuid?.() === 0 && Option.isSome(old.uid) && Option.isSome(old.gid)) {
-        yield* fs.chown(paths.staged, old.uid.value, old.gid.value).pipe(
-          Effect.mapError(Download.writeFailed(paths.staged, "set the owner of"))
-        )
-      }
-      yield* fs.chmod(paths.staged, old.mode & 0o7777).pipe(Effect.mapError(Download.writeFailed(paths.staged, "set the mode of")))
-      yield* output.sync.pipe(Effect.mapError(Download.writeFailed(paths.staged, "sync")))
-      return written
-    }))
+    }
+    yield* fs.chmod(paths.staged, old.mode & 0o7777).pipe(Effect.mapError(Download.writeFailed(paths.staged, "set the mode of")))
+    yield* syncFile(paths.staged)
+    return written
   })
+
+/** Syncs a file through a descriptor of its own, closed again at once. */
+const syncFile = (path: string) =>
+  Effect.scoped(Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const handle = yield* fs.open(path, { flag: "r" })
+    yield* handle.sync
+  })).pipe(Effect.mapError(Download.writeFailed(path, "sync")))
 
 /** Links `from` to `to` (same inode, no copy), falling back to a copy where links are not allowed. */
 const linkOrCopy = (from: string, to: string) =>

@@ -1,12 +1,14 @@
 /**
  * Streaming download of a release: the payload flows from its source through
- * the decoder and SHA-256 into a file the caller opened, in one pass and in
- * bounded memory. The raw bytes received are also appended to a partial file
- * named after the expected hash, so a transfer cut off (in this run, or by a
- * killed process) resumes with an HTTP Range request instead of starting over.
+ * the decoder and SHA-256 into the output file, in one pass and in bounded
+ * memory. The raw bytes received are appended to a partial file named after
+ * the expected hash, so a transfer cut off (in this run, or by a killed
+ * process) resumes with an HTTP Range request instead of starting over. An
+ * uncompressed payload is the binary itself: its partial file becomes the
+ * output by rename once verified, so only one copy is ever on disk.
  */
 import { FileSystem, HttpClient, HttpClientRequest } from "@effect/platform"
-import { Duration, Effect, Schema, Stream } from "effect"
+import { Duration, Effect, Exit, Schema, Stream } from "effect"
 import * as Crypto from "node:crypto"
 import { PackageHashMismatch, PackageSizeMismatch } from "../protocol/Package.js"
 import * as Compression from "./Compression.js"
@@ -127,8 +129,12 @@ export interface Progress {
 export interface Options {
   readonly release: Release
   readonly fetch: Fetch
-  /** The open file the decoded binary goes into, and its path. */
-  readonly output: FileSystem.File
+  /**
+   * Where the verified binary goes, beside the partial file: created
+   * exclusively (0600) for a compressed payload, the partial file renamed
+   * there for an uncompressed one. Closed when {@link toFile} ends, and
+   * removed when it fails.
+   */
   readonly outputPath: string
   /** The partial file of raw bytes, in the target's directory; resumed from when present. */
   readonly partPath: string
@@ -151,9 +157,10 @@ const chunkSize = 64 * 1024
 export const partName = (targetName: string, sha256: string): string => `.${targetName}.${sha256.toLowerCase()}.part`
 
 /**
- * Downloads, decodes and hashes a release into `output`, then checks its size
- * and SHA-256. The partial file is removed when this ends in any way a
- * process can observe; only a killed process leaves it, for the next run.
+ * Downloads, decodes and hashes a release into `outputPath`, then checks its
+ * size and SHA-256. The partial file is removed when this ends in any way a
+ * process can observe (or becomes the output); only a killed process leaves
+ * it, for the next run.
  */
 export const toFile = (options: Options): Effect.Effect<
   Written,
@@ -167,7 +174,7 @@ export const toFile = (options: Options): Effect.Effect<
 > =>
   Effect.scoped(Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
-    const { release, partPath } = options
+    const { outputPath, partPath, release } = options
     const location = release.location
     const limit = release.size ?? options.maxBytes
     // Compressed data can be slightly larger than what it decodes to; anything far beyond is not a release.
@@ -175,6 +182,10 @@ export const toFile = (options: Options): Effect.Effect<
     const attempts = Math.max(1, options.attempts ?? 4)
     const onProgress = options.onProgress ?? (() => Effect.void)
 
+    // Registered first, so it runs after every descriptor below is closed.
+    yield* Effect.addFinalizer((exit) =>
+      Exit.isFailure(exit) ? fs.remove(outputPath, { force: true }).pipe(Effect.ignore) : Effect.void
+    )
     const part = yield* Effect.acquireRelease(
       fs.open(partPath, { flag: "a+", mode: 0o600 }).pipe(Effect.mapError(writeFailed(partPath, "create"))),
       () => fs.remove(partPath, { force: true }).pipe(Effect.ignore)
@@ -218,27 +229,34 @@ export const toFile = (options: Options): Effect.Effect<
     const transfer = Stream.concat(local, remote(1)).pipe(
       Compression.capBytes(transferLimit, () => new Compression.PayloadTooLarge({ location, limit: transferLimit }))
     )
-    const decoded = Compression.decode(transfer, {
+    const opened = yield* Compression.open(transfer, {
       location,
       name: release.name,
       maxBytes: limit,
       compression: release.compression
     })
+    // Uncompressed, the partial file already holds the binary: nothing more to write.
+    const output = opened.compression === "none"
+      ? undefined
+      : yield* fs.open(outputPath, { flag: "wx", mode: 0o600 }).pipe(Effect.mapError(writeFailed(outputPath, "create")))
 
     const hash = Crypto.createHash("sha256")
     let size = 0
-    yield* Stream.runForEachChunk(decoded, (chunk) =>
+    yield* Stream.runForEachChunk(opened.stream, (chunk) =>
       Effect.forEach(chunk, (bytes) => {
         hash.update(bytes)
         size += bytes.byteLength
-        return options.output.writeAll(bytes)
-      }, { discard: true }).pipe(Effect.mapError(writeFailed(options.outputPath, "write"))))
+        return output === undefined ? Effect.void : output.writeAll(bytes)
+      }, { discard: true }).pipe(Effect.mapError(writeFailed(outputPath, "write"))))
     const sha256 = hash.digest("hex")
     if (release.size !== undefined && size !== release.size) {
       return yield* new PackageSizeMismatch({ name: location, expected: release.size, actual: size })
     }
     if (sha256 !== release.sha256.toLowerCase()) {
       return yield* new PackageHashMismatch({ name: location, algorithm: "sha256", expected: release.sha256, actual: sha256 })
+    }
+    if (output === undefined) {
+      yield* fs.rename(partPath, outputPath).pipe(Effect.mapError(writeFailed(outputPath, "create")))
     }
     return { size, sha256 }
   }))
