@@ -70,7 +70,10 @@ const publish = Command.make("update-repo", {
   force: Options.boolean("force").pipe(Options.withDescription("overwrite an existing release")),
   signKey: Options.text("sign-key").pipe(Options.withDescription("ed25519 private key (PEM) to sign with"), Options.optional),
   compression: Options.choice("compression", ["bz2", "gzip", "none"] as const).pipe(
-    Options.withDescription("payload compression (bz2 needs the bzip2 command)"),
+    Options.withDescription(
+      "payload compression (default bz2, which needs the bzip2 command); choria's own updater applies bz2 only, " +
+        "so gzip and none releases are for update-self"
+    ),
     Options.withDefault("bz2" as Compression.Compression)
   )
 }, (o) =>

@@ -8,7 +8,7 @@
  * output by rename once verified, so only one copy is ever on disk.
  */
 import { FileSystem, HttpClient, HttpClientRequest } from "@effect/platform"
-import { Duration, Effect, Exit, Schema, Stream } from "effect"
+import { Duration, Effect, Exit, Option, Schema, Stream } from "effect"
 import * as Crypto from "node:crypto"
 import { PackageHashMismatch, PackageSizeMismatch } from "../protocol/Package.js"
 import * as Compression from "./Compression.js"
@@ -158,7 +158,9 @@ export const partName = (targetName: string, sha256: string): string => `.${targ
 
 /**
  * Downloads, decodes and hashes a release into `outputPath`, then checks its
- * size and SHA-256. The partial file is removed when this ends in any way a
+ * size and SHA-256: of the decoded binary, or for a release whose hashes are
+ * of the payload as served (`hashOf: "payload"`), of the raw bytes received
+ * (and their SHA-1 when the release has one). The partial file is removed when this ends in any way a
  * process can observe (or becomes the output); only a killed process leaves
  * it, for the next run.
  */
@@ -176,9 +178,14 @@ export const toFile = (options: Options): Effect.Effect<
     const fs = yield* FileSystem.FileSystem
     const { outputPath, partPath, release } = options
     const location = release.location
-    const limit = release.size ?? options.maxBytes
+    // Hashes and size of the payload as served (an Omaha package) are checked on the raw bytes;
+    // what they decode to is capped at maxBytes.
+    const ofPayload = release.hashOf === "payload"
+    const limit = ofPayload ? options.maxBytes : release.size ?? options.maxBytes
     // Compressed data can be slightly larger than what it decodes to; anything far beyond is not a release.
-    const transferLimit = limit + Math.ceil(limit / 64) + 1024 * 1024
+    const transferLimit = ofPayload && release.size !== undefined
+      ? release.size
+      : limit + Math.ceil(limit / 64) + 1024 * 1024
     const attempts = Math.max(1, options.attempts ?? 4)
     const onProgress = options.onProgress ?? (() => Effect.void)
 
@@ -226,14 +233,32 @@ export const toFile = (options: Options): Effect.Effect<
           : Stream.fail(error)
       ))
 
+    // A decoder handed cut-off input reports corrupt data; the transfer's own failure is the truer one.
+    let transferFailure: Option.Option<
+      DownloadFailed | WriteFailed | PackageSizeMismatch | Compression.PayloadTooLarge
+    > = Option.none()
+    const served = ofPayload ? { sha256: Crypto.createHash("sha256"), sha1: Crypto.createHash("sha1"), size: 0 } : undefined
     const transfer = Stream.concat(local, remote(1)).pipe(
-      Compression.capBytes(transferLimit, () => new Compression.PayloadTooLarge({ location, limit: transferLimit }))
+      Compression.capBytes(transferLimit, () =>
+        ofPayload && release.size !== undefined
+          ? new PackageSizeMismatch({ name: location, expected: release.size, actual: transferLimit + 1 })
+          : new Compression.PayloadTooLarge({ location, limit: transferLimit })),
+      Stream.tap((bytes) =>
+        Effect.sync(() => {
+          if (served === undefined) return
+          served.sha256.update(bytes)
+          served.sha1.update(bytes)
+          served.size += bytes.byteLength
+        })
+      ),
+      Stream.tapError((error) => Effect.sync(() => (transferFailure = Option.some(error))))
     )
     const opened = yield* Compression.open(transfer, {
       location,
       name: release.name,
       maxBytes: limit,
-      compression: release.compression
+      compression: release.compression,
+      byMagic: ofPayload
     })
     // Uncompressed, the partial file already holds the binary: nothing more to write.
     const output = opened.compression === "none"
@@ -247,13 +272,21 @@ export const toFile = (options: Options): Effect.Effect<
         hash.update(bytes)
         size += bytes.byteLength
         return output === undefined ? Effect.void : output.writeAll(bytes)
-      }, { discard: true }).pipe(Effect.mapError(writeFailed(outputPath, "write"))))
+      }, { discard: true }).pipe(Effect.mapError(writeFailed(outputPath, "write")))).pipe(
+      Effect.catchTag("CorruptPayload", (corrupt) => Effect.fail(Option.getOrElse(transferFailure, () => corrupt)))
+    )
     const sha256 = hash.digest("hex")
-    if (release.size !== undefined && size !== release.size) {
-      return yield* new PackageSizeMismatch({ name: location, expected: release.size, actual: size })
+    const checked = served === undefined
+      ? { size, sha256, sha1: undefined }
+      : { size: served.size, sha256: served.sha256.digest("hex"), sha1: served.sha1.digest("hex") }
+    if (release.size !== undefined && checked.size !== release.size) {
+      return yield* new PackageSizeMismatch({ name: location, expected: release.size, actual: checked.size })
     }
-    if (sha256 !== release.sha256.toLowerCase()) {
-      return yield* new PackageHashMismatch({ name: location, algorithm: "sha256", expected: release.sha256, actual: sha256 })
+    if (checked.sha256 !== release.sha256.toLowerCase()) {
+      return yield* new PackageHashMismatch({ name: location, algorithm: "sha256", expected: release.sha256, actual: checked.sha256 })
+    }
+    if (release.sha1 !== undefined && checked.sha1 !== undefined && checked.sha1 !== release.sha1) {
+      return yield* new PackageHashMismatch({ name: location, algorithm: "sha1", expected: release.sha1, actual: checked.sha1 })
     }
     if (output === undefined) {
       yield* fs.rename(partPath, outputPath).pipe(Effect.mapError(writeFailed(outputPath, "create")))
