@@ -8,7 +8,7 @@
  * output by rename once verified, so only one copy is ever on disk.
  */
 import { FileSystem, HttpClient, HttpClientRequest } from "@effect/platform"
-import { Duration, Effect, Exit, Option, Schema, Stream } from "effect"
+import { Clock, Duration, Effect, Exit, Option, Schedule, Schema, Stream } from "effect"
 import * as Crypto from "node:crypto"
 import { PackageHashMismatch, PackageSizeMismatch } from "../protocol/Package.js"
 import * as Compression from "./Compression.js"
@@ -125,6 +125,42 @@ export interface Progress {
   readonly total: number | undefined
 }
 
+/** What a transfer is waiting for, told while it waits (for a program to show). */
+export type Waiting =
+  | {
+    /** No bytes (or no answer) for `silent`, during attempt `attempt` of `attempts`. */
+    readonly _tag: "NoData"
+    readonly location: string
+    readonly attempt: number
+    readonly attempts: number
+    readonly silent: Duration.Duration
+  }
+  | {
+    /** The last attempt failed; attempt `attempt` of `attempts` starts after `delay`. */
+    readonly _tag: "Retrying"
+    readonly location: string
+    readonly error: DownloadFailed
+    readonly attempt: number
+    readonly attempts: number
+    readonly delay: Duration.Duration
+  }
+
+const seconds = (duration: Duration.Duration): string => `${Number((Duration.toMillis(duration) / 1000).toFixed(2))} s`
+
+/** One line for a wait: `waiting for data from URL (attempt 2 of 4, 30 s without data)`. */
+export const describeWaiting = (waiting: Waiting): string =>
+  waiting._tag === "NoData"
+    ? `waiting for data from ${waiting.location} (attempt ${waiting.attempt} of ${waiting.attempts}, ${
+      seconds(waiting.silent)
+    } without data)`
+    : `${waiting.error.message}; retrying in ${seconds(waiting.delay)} (attempt ${waiting.attempt} of ${waiting.attempts})`
+
+/** Attempts at a transfer in all, the first included, unless a caller says otherwise. */
+export const defaultAttempts = 4
+
+/** How often a transfer that receives nothing says so, unless a caller says otherwise. */
+export const defaultNoticeEvery: Duration.Duration = Duration.seconds(10)
+
 /** What {@link toFile} needs. */
 export interface Options {
   readonly release: Release
@@ -140,9 +176,13 @@ export interface Options {
   readonly partPath: string
   /** The cap on the decoded size when the release announces none. */
   readonly maxBytes: number
-  /** Attempts at the transfer in all (the first included). */
+  /** Attempts at the transfer in all (the first included); {@link defaultAttempts} by default. */
   readonly attempts?: number | undefined
   readonly onProgress?: ((progress: Progress) => Effect.Effect<void>) | undefined
+  /** Told while the transfer waits: each `noticeEvery` without data, and before each retry. */
+  readonly onWait?: ((waiting: Waiting) => Effect.Effect<void>) | undefined
+  /** {@link defaultNoticeEvery} by default. */
+  readonly noticeEvery?: Duration.DurationInput | undefined
 }
 
 /** The decoded binary's size and SHA-256 (hex), verified against the release. */
@@ -186,8 +226,10 @@ export const toFile = (options: Options): Effect.Effect<
     const transferLimit = ofPayload && release.size !== undefined
       ? release.size
       : limit + Math.ceil(limit / 64) + 1024 * 1024
-    const attempts = Math.max(1, options.attempts ?? 4)
+    const attempts = Math.max(1, options.attempts ?? defaultAttempts)
     const onProgress = options.onProgress ?? (() => Effect.void)
+    const onWait = options.onWait ?? (() => Effect.void)
+    const noticeEvery = Math.max(1, Duration.toMillis(options.noticeEvery ?? defaultNoticeEvery))
 
     // Registered first, so it runs after every descriptor below is closed.
     yield* Effect.addFinalizer((exit) =>
@@ -204,8 +246,29 @@ export const toFile = (options: Options): Effect.Effect<
     const local = kept === 0 ? Stream.empty : fs.stream(partPath, { chunkSize, bytesToRead: kept }).pipe(
       Stream.mapError(writeFailed(partPath, "read"))
     )
+    // Says so each `noticeEvery` that an attempt goes without bytes (from its start: waiting for an answer counts).
+    const noticingSilence = <E>(attempt: number, stream: Stream.Stream<Uint8Array, E>) =>
+      Stream.unwrapScoped(Effect.gen(function*() {
+        let last = yield* Clock.currentTimeMillis
+        let told = 0
+        yield* Effect.forkScoped(Effect.repeat(
+          Effect.flatMap(Clock.currentTimeMillis, (now) => {
+            const periods = Math.floor((now - last) / noticeEvery)
+            if (periods <= told) return Effect.void
+            told = periods
+            return onWait({ _tag: "NoData", location, attempt, attempts, silent: Duration.millis(periods * noticeEvery) })
+          }),
+          Schedule.spaced(Duration.millis(Math.min(noticeEvery, 1000)))
+        ))
+        return stream.pipe(Stream.tap(() =>
+          Effect.map(Clock.currentTimeMillis, (now) => {
+            last = now
+            told = 0
+          })
+        ))
+      }))
     const remote = (attempt: number): Stream.Stream<Uint8Array, DownloadFailed | WriteFailed> =>
-      Stream.unwrap(Effect.map(options.fetch(received), (body) => {
+      noticingSilence(attempt, Stream.unwrap(Effect.map(options.fetch(received), (body) => {
         total = body.total ?? total
         let skip = received - body.start
         return body.stream.pipe(
@@ -227,11 +290,16 @@ export const toFile = (options: Options): Effect.Effect<
             )
           )
         )
-      })).pipe(Stream.catchAll((error) =>
-        error._tag === "DownloadFailed" && error.retryable && attempt < attempts
-          ? Stream.unwrap(Effect.as(Effect.sleep(Duration.millis(250 * 2 ** (attempt - 1))), remote(attempt + 1)))
-          : Stream.fail(error)
-      ))
+      }))).pipe(Stream.catchAll((error) => {
+        if (error._tag !== "DownloadFailed" || !error.retryable || attempt >= attempts) return Stream.fail(error)
+        const delay = Duration.millis(250 * 2 ** (attempt - 1))
+        return Stream.unwrap(
+          onWait({ _tag: "Retrying", location, error, attempt: attempt + 1, attempts, delay }).pipe(
+            Effect.zipRight(Effect.sleep(delay)),
+            Effect.as(remote(attempt + 1))
+          )
+        )
+      }))
 
     // A decoder handed cut-off input reports corrupt data; the transfer's own failure is the truer one.
     let transferFailure: Option.Option<

@@ -5,6 +5,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
+import * as Http from "node:http"
+import type { AddressInfo } from "node:net"
 import * as Path from "node:path"
 import { binary, bzip2, choriaRelease, fileServer, listing, sha256, target, tempDir } from "../updater/support.js"
 import { binPath as bundle, type Ran, run, type SpawnOptions } from "./process.js"
@@ -300,6 +302,68 @@ describe("update-self faults: one line, a documented status, the target byte-ide
     const badKey = await run("update-self", ["--target", tool, "--repo", repo, "--version", "2.0.0", "--public-key", keys.private + ".absent"])
     expect(badKey.status).toBe(8)
     expect(errorLine(badKey)[0]).toMatch(/^update-self: key file .*k\.absent: /)
+  })
+
+  it("a server that stalls: says what it waits for, then stops at --timeout with status 5 and the target untouched", async () => {
+    const dir = fresh()
+    const repo = Path.join(dir, "repo")
+    choriaRelease(repo, { name: "tool", version: "2.0.0", bytes: newBytes, payload: bz })
+    const bin = Path.join(dir, "bin")
+    Fs.mkdirSync(bin)
+    const tool = target(bin, oldBytes)
+    const server = await fileServer(repo, { stallAfter: 100_000 })
+    try {
+      const started = Date.now()
+      const ran = await run("update-self", [
+        "--target", tool, "--repo", server.url, "--version", "2.0.0", ...platform, "--idle-timeout", "3", "--timeout", "8"
+      ])
+      const elapsed = Date.now() - started
+      const url = `${server.url}/2.0.0/linux/amd64/tool-linux-amd64-2.0.0.bz2`
+      expect(ran.status).toBe(5)
+      const lines = ran.stderr.split("\n")
+      // A line a second (a third of the idle timeout) while nothing comes, and one before each retry.
+      expect(lines).toContain(`waiting for data from ${url} (attempt 1 of 4, 1 s without data)`)
+      expect(lines).toContain(`waiting for data from ${url} (attempt 1 of 4, 2 s without data)`)
+      expect(lines).toContain(`download of ${url} failed: no data for 3s; retrying in 0.25 s (attempt 2 of 4)`)
+      expect(lines).toContain(`download of ${url} failed: no data for 3s; retrying in 0.5 s (attempt 3 of 4)`)
+      expect(errorLine(ran)).toEqual([
+        `update-self: the update of ${tool} did not finish within 8 s (it was downloading); stopped, and the previous binary is in place`
+      ])
+      expect(elapsed).toBeGreaterThanOrEqual(8000)
+      expect(elapsed).toBeLessThan(14_000)
+      expect(Fs.readFileSync(tool).equals(oldBytes)).toBe(true)
+      expect(listing(bin)).toEqual(["tool"])
+    } finally {
+      await server.close()
+    }
+  })
+
+  it("an Omaha server that is down: says so before each retry, and --timeout bounds the run", async () => {
+    const dir = fresh()
+    const tool = target(dir, oldBytes)
+    // A port nothing listens on: bound, then let go.
+    const probe = Http.createServer()
+    await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve))
+    const port = (probe.address() as AddressInfo).port
+    await new Promise((resolve) => probe.close(resolve))
+    const started = Date.now()
+    const ran = await run("update-self", [
+      "--target", tool, "--omaha", `http://127.0.0.1:${port}/`, "--app-id", "{0b6b8c8e-0f55-4a44-b0e7-3a5f2d4c7e01}",
+      "--user-id", "e2e", "--timeout", "5"
+    ])
+    const elapsed = Date.now() - started
+    expect(ran.status).toBe(5)
+    expect(ran.stderr.split("\n").slice(0, 3)).toEqual([
+      "Omaha server unreachable, retrying in 1 s (attempt 2 of 7)",
+      "Omaha server unreachable, retrying in 2 s (attempt 3 of 7)",
+      "Omaha server unreachable, retrying in 4 s (attempt 4 of 7)"
+    ])
+    expect(errorLine(ran)).toEqual([
+      `update-self: the update of ${tool} did not finish within 5 s (it was checking for an update); stopped, and the previous binary is in place`
+    ])
+    expect(elapsed).toBeLessThan(10_000)
+    expect(Fs.readFileSync(tool).equals(oldBytes)).toBe(true)
+    expect(listing(dir)).toEqual(["tool"])
   })
 
   it("SIGTERM mid-download: exit 130, the target untouched and nothing left beside it", async () => {

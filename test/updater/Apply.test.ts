@@ -1,11 +1,11 @@
 import { NodeContext, NodeHttpClient } from "@effect/platform-node"
 import { afterAll, describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Fiber, Layer, Option } from "effect"
+import { Duration, Effect, Fiber, Layer, Option, Stream, TestClock } from "effect"
 import * as Crypto from "node:crypto"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import { Apply, ExitCode, Publish, Repository } from "effect-omaha"
+import { Apply, ExitCode, Publish, Release, Repository } from "effect-omaha"
 import { binary, bzip2, choriaRelease, fileServer, listing, sha256, target, tempDir } from "./support.js"
 
 const platform = { os: "linux", arch: "amd64" } as const
@@ -283,6 +283,56 @@ describe("Apply", () => {
         expect(Fs.readFileSync(tool).equals(newBytes)).toBe(true)
         yield* Fiber.interrupt(checking)
         untouched(tool, ["tool", "tool.backup"])
+      }))
+  })
+
+  describe("time limit", () => {
+    const release = new Release.Release({
+      version: "2.0.0",
+      ...platform,
+      name: "tool",
+      location: "http://updates.example/tool",
+      sha256: sha256(newBytes)
+    })
+    /** A source that offers 2.0.0 (or stays in its check, with `resolve`) and whose payload never comes. */
+    const stuck = (resolve: Repository.Source["resolve"] = () => Effect.succeed(Option.some(release))) => {
+      const calls = { fetch: 0, resolve: 0 }
+      const source = Layer.succeed(Repository.Repository, {
+        location: "http://updates.example",
+        resolve: (wanted) => Effect.zipRight(Effect.sync(() => calls.resolve++), resolve(wanted)),
+        fetch: () =>
+          Effect.sync(() => {
+            calls.fetch++
+            return { start: 0, total: newBytes.length, stream: Stream.never as Stream.Stream<Uint8Array> }
+          }),
+        report: Repository.silent
+      })
+      return { source, calls }
+    }
+
+    it.effect("stops at the limit wherever it is, says where, and leaves the target as it was (TestClock)", () =>
+      Effect.gen(function*() {
+        for (const [step, code] of [["downloading", ExitCode.Code.DownloadTransferError], ["checking", ExitCode.Code.Error]] as const) {
+          const { tool } = setup()
+          const { calls, source } = step === "checking" ? stuck(() => Effect.never) : stuck()
+          const log: Array<string> = []
+          const fiber = yield* Effect.fork(apply(source, { target: tool, timeout: "5 minutes" }, log))
+          // The target, the lock and the partial file are real files: the clock moves once the source is asked.
+          while ((step === "checking" ? calls.resolve : calls.fetch) === 0) {
+            yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 2)))
+          }
+          yield* TestClock.adjust("4 minutes")
+          expect(fiber.unsafePoll()).toBeNull()
+          yield* TestClock.adjust("1 minute")
+          const result = yield* Fiber.join(fiber)
+          expect(result._tag === "Left" && result.left).toMatchObject({ _tag: "UpdateTimedOut", step, timeoutMillis: 300_000 })
+          expect(result._tag === "Left" && result.left.message).toBe(
+            `the update of ${tool} did not finish within 300 s (it was ${step === "checking" ? "checking for an update" : "downloading"}); ` +
+              "stopped, and the previous binary is in place"
+          )
+          expect(log).toEqual([step === "checking" ? `3/0 - ${code}` : `13/1 2.0.0`, ...(step === "checking" ? [] : [`3/0 2.0.0 ${code}`])])
+          untouched(tool)
+        }
       }))
   })
 
