@@ -59,7 +59,10 @@ const repositoryOptions = Options.all({
 
 const omahaOptions = Options.all({
   url: Options.text("omaha").pipe(
-    Options.withDescription("an Omaha server (e.g. serve-package's SERVER= URL); it chooses the version")
+    Options.withDescription(
+      "an Omaha server (e.g. serve-package's SERVER= URL); it chooses the version. A request is tried 7 times in all, " +
+        "1, 2, 4, 8, 16 and 32 s apart, each up to 90 s, and each wait is announced on stderr"
+    )
   ),
   appId: Options.text("app-id").pipe(Options.withDescription("the binary's Omaha app id")),
   track: Options.text("track").pipe(Options.withDescription("the update track (group) to ask on"), Options.optional),
