@@ -68,14 +68,14 @@ export class Bzip2Unavailable extends Schema.TaggedError<Bzip2Unavailable>()("Bz
   }
 }
 
-/** Stops a stream with `onExceed` as soon as more than `limit` bytes have passed. */
-export const capBytes = <E2>(limit: number, onExceed: () => E2) =>
+/** Stops a stream with `onExceed` (told how many bytes came so far) as soon as more than `limit` bytes have passed. */
+export const capBytes = <E2>(limit: number, onExceed: (seen: number) => E2) =>
 <E, R>(stream: Stream.Stream<Uint8Array, E, R>): Stream.Stream<Uint8Array, E | E2, R> =>
   Stream.suspend(() => {
     let total = 0
     return Stream.mapChunksEffect(stream, (chunk) => {
       for (const bytes of chunk) total += bytes.byteLength
-      return total > limit ? Effect.fail(onExceed()) : Effect.succeed(chunk)
+      return total > limit ? Effect.fail(onExceed(total)) : Effect.succeed(chunk)
     })
   })
 

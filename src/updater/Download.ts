@@ -307,9 +307,9 @@ export const toFile = (options: Options): Effect.Effect<
     > = Option.none()
     const served = ofPayload ? { sha256: Crypto.createHash("sha256"), sha1: Crypto.createHash("sha1"), size: 0 } : undefined
     const transfer = Stream.concat(local, remote(1)).pipe(
-      Compression.capBytes(transferLimit, () =>
+      Compression.capBytes(transferLimit, (seen) =>
         ofPayload && release.size !== undefined
-          ? new PackageSizeMismatch({ name: location, expected: release.size, actual: transferLimit + 1 })
+          ? new PackageSizeMismatch({ name: location, expected: release.size, actual: seen })
           : new Compression.PayloadTooLarge({ location, limit: transferLimit })),
       Stream.tap((bytes) =>
         Effect.sync(() => {

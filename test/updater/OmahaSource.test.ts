@@ -183,7 +183,8 @@ describe("OmahaSource", () => {
       expect(wrongSha1.seen.events).toEqual(["3/2", "13/1", "3/0 errorcode=10"])
       const shorter = yield* setup({ served, name: "update.gz", override: { checkUpdate: offer({ size: facts.size - 100 }) } })
       const size = yield* applyOver(shorter.url, shorter.tool)
-      expect(size._tag === "Left" && size.left._tag).toBe("PackageSizeMismatch")
+      expect(size._tag === "Left" && size.left).toMatchObject({ _tag: "PackageSizeMismatch", expected: facts.size - 100 })
+      expect(size._tag === "Left" && size.left._tag === "PackageSizeMismatch" && size.left.actual).toBeGreaterThan(facts.size - 100)
       for (const { bin, tool } of [wrongSha1, shorter]) {
         expect(Fs.readFileSync(tool).equals(oldBytes)).toBe(true)
         expect(listing(bin)).toEqual(["tool"])
