@@ -1,13 +1,15 @@
-import { NodeContext } from "@effect/platform-node"
-import { describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { FileSystem, HttpRouter, HttpServer } from "@effect/platform"
+import { SystemError } from "@effect/platform/Error"
+import { NodeContext, NodeHttpServer } from "@effect/platform-node"
+import { afterAll, describe, expect, it } from "@effect/vitest"
+import { Context, Effect, Layer } from "effect"
 import { PackageFiles, Updater } from "effect-omaha"
 import * as Crypto from "node:crypto"
 import * as Fs from "node:fs"
 import * as Http from "node:http"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import { raw, send, startServer } from "./support.js"
+import { eventually, openDescriptors, pipelinedThenClosed, raw, send, startServer } from "./support.js"
 
 const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "effect-omaha-files-"))
 const payload = Crypto.randomBytes(3 * 1024 * 1024 + 123)
@@ -16,6 +18,7 @@ Fs.writeFileSync(payloadPath, payload)
 Fs.writeFileSync(Path.join(dir, "secret.txt"), "not for you")
 const emptyPath = Path.join(dir, "empty.bin")
 Fs.writeFileSync(emptyPath, "")
+afterAll(() => Fs.rmSync(dir, { recursive: true, force: true }))
 
 const withFiles = <A>(f: (base: string, files: PackageFiles.PackageFiles) => Effect.Effect<A, unknown>) =>
   Effect.gen(function*() {
@@ -227,4 +230,131 @@ describe("PackageFiles", () => {
       const directory = yield* Effect.flip(PackageFiles.make([{ name: "u.gz", path: dir }]))
       expect(directory.message).toMatch(/not a regular file \(directory\)/)
     }).pipe(Effect.provide(NodeContext.layer)))
+})
+
+// The body a client got, and whether it arrived whole; "no end" when the
+// connection neither completed nor closed within a few seconds.
+const download = (url: URL) =>
+  new Promise<{ status: number; bytes: number; complete: boolean } | "no end">((resolve) => {
+    const timer = setTimeout(() => resolve("no end"), 4_000)
+    Http.get(url, { agent: false }, (res) => {
+      let bytes = 0
+      res.on("data", (c: Buffer) => (bytes += c.length))
+      res.on("close", () => {
+        clearTimeout(timer)
+        resolve({ status: res.statusCode ?? 0, bytes, complete: res.complete })
+      })
+      res.on("error", () => {})
+    }).on("error", () => {})
+  })
+
+describe("PackageFiles resources", () => {
+  it.live("releases the file and buffers of pipelined requests whose connection closes early", () =>
+    withFiles((base, files) =>
+      Effect.gen(function*() {
+        yield* call(() =>
+          pipelinedThenClosed(base, { path: "/packages/update.gz", connections: 20, requests: 5, readBytes: 64 * 1024 })
+        )
+        expect(yield* call(() => eventually(() => openDescriptors("self", payloadPath) === 0))).toBe(true)
+        expect(yield* files.inFlight).toBe(0)
+        // Still serving, every byte.
+        expect((yield* get(base)).body.equals(payload)).toBe(true)
+      })
+    ))
+
+  it.live("does the same as an HttpApp in an @effect/platform router", () =>
+    Effect.gen(function*() {
+      const files = yield* PackageFiles.make([{ name: "update.gz", path: payloadPath }])
+      const router = HttpRouter.empty.pipe(HttpRouter.get("/packages/*", files.app))
+      const context = yield* Layer.build(
+        HttpServer.serve(router).pipe(
+          Layer.provideMerge(NodeHttpServer.layer(() => Http.createServer(), { host: "127.0.0.1", port: 0 }))
+        )
+      )
+      const address = Context.get(context, HttpServer.HttpServer).address
+      if (address._tag !== "TcpAddress") return yield* Effect.die("expected a TCP address")
+      const base = `http://127.0.0.1:${address.port}`
+      const ranged = yield* get(base, { range: "bytes=10-19" })
+      expect([ranged.status, ranged.body.equals(payload.subarray(10, 20))]).toEqual([206, true])
+      yield* call(() =>
+        pipelinedThenClosed(base, { path: "/packages/update.gz", connections: 20, requests: 5, readBytes: 64 * 1024 })
+      )
+      expect(yield* call(() => eventually(() => openDescriptors("self", payloadPath) === 0))).toBe(true)
+      expect(yield* files.inFlight).toBe(0)
+      expect((yield* get(base)).body.equals(payload)).toBe(true)
+    }).pipe(Effect.scoped, Effect.provide(NodeContext.layer)))
+
+  // A file system whose opens can be made to fail with EMFILE, and whose
+  // files can fail a read after some good ones.
+  const faults = { openFails: false, goodReads: Infinity }
+  const systemError = (method: string, pathOrDescriptor: string | number, description: string) =>
+    new SystemError({ reason: "Unknown", module: "FileSystem", method, syscall: method, pathOrDescriptor, description })
+  const failingReads = (file: FileSystem.File): FileSystem.File => {
+    let reads = 0
+    return {
+      [FileSystem.FileTypeId]: FileSystem.FileTypeId,
+      fd: file.fd,
+      stat: file.stat,
+      sync: file.sync,
+      seek: (offset, from) => file.seek(offset, from),
+      read: (buffer) =>
+        reads++ < faults.goodReads ? file.read(buffer) : Effect.fail(systemError("read", file.fd, "EIO: i/o error, read")),
+      readAlloc: (size) => file.readAlloc(size),
+      truncate: (length) => file.truncate(length),
+      write: (buffer) => file.write(buffer),
+      writeAll: (buffer) => file.writeAll(buffer)
+    }
+  }
+  const faultyFileSystem = Layer.effect(
+    FileSystem.FileSystem,
+    Effect.map(FileSystem.FileSystem, (fs): FileSystem.FileSystem => ({
+      ...fs,
+      open: (path, options) =>
+        faults.openFails
+          ? Effect.fail(systemError("open", path, `EMFILE: too many open files, open '${path}'`))
+          : Effect.map(fs.open(path, options), failingReads)
+    }))
+  ).pipe(Layer.provide(NodeContext.layer))
+
+  const withFaults = <A>(f: (base: string, logs: Array<{ level: string; message: unknown }>) => Effect.Effect<A, unknown>) =>
+    Effect.gen(function*() {
+      faults.openFails = false
+      faults.goodReads = Infinity
+      const files = yield* PackageFiles.make([{ name: "update.gz", path: payloadPath }])
+      const { base, logs } = yield* startServer({ packages: files }, Updater.layerNoUpdate)
+      return yield* f(base, logs.lines)
+    }).pipe(Effect.scoped, Effect.provide(faultyFileSystem))
+
+  it.live("answers 503 with Retry-After, and logs it, when the payload cannot be opened (EMFILE)", () =>
+    withFaults((base, logs) =>
+      Effect.gen(function*() {
+        faults.openFails = true
+        const reply = yield* get(base)
+        expect(reply.status).toBe(503)
+        expect(reply.headers["retry-after"]).toBeDefined()
+        expect(reply.text).toMatch(/cannot be read right now/)
+        expect(logs.some((l) => l.level === "ERROR" && String(l.message).includes("too many open files (EMFILE)"))).toBe(
+          true
+        )
+        faults.openFails = false
+        expect((yield* get(base)).body.equals(payload)).toBe(true)
+      })
+    ))
+
+  it.live("cuts the connection, and logs it, when a read fails part way through the body", () =>
+    withFaults((base, logs) =>
+      Effect.gen(function*() {
+        faults.goodReads = 1
+        const got = yield* call(() => download(new URL("/packages/update.gz", base)))
+        expect(got).not.toBe("no end")
+        if (got === "no end") return
+        expect(got.status).toBe(200)
+        expect(got.complete).toBe(false)
+        expect(got.bytes).toBeLessThan(payload.length)
+        expect(
+          logs.some((l) => l.level === "ERROR" && /failed while it was served: .*EIO/.test(String(l.message)))
+        ).toBe(true)
+        expect(openDescriptors("self", payloadPath)).toBe(0)
+      })
+    ))
 })
