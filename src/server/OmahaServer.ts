@@ -20,7 +20,7 @@ export interface Options extends OmahaHandler.Options {
   readonly host: string
   /** Port to listen on; 0 picks a free one (read it from `HttpServer.HttpServer`). */
   readonly port: number
-  /** Payloads to serve under `/packages/`. */
+  /** Payloads to serve under `/packages/`: registered files (`PackageFiles.make`) or resolved ones (`PackageFiles.fromResolver`). */
   readonly packages?: PackageFiles.PackageFiles
   /** How long a stop waits for downloads in progress; default 30 seconds. */
   readonly shutdownGrace?: Duration.DurationInput

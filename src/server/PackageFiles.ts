@@ -1,10 +1,12 @@
 /**
  * Payload hosting: GET and HEAD below `/packages/`, with Content-Length,
  * ETag, Last-Modified, single byte ranges (206 / 416), If-Range and
- * If-None-Match, never content-encoded, for a fixed set of registered files.
- * Only registered names are served, so no request can reach another path. A
- * file that changed on disk since it was registered is refused (503) rather
- * than served under the old hashes.
+ * If-None-Match, never content-encoded. Payloads are either a fixed set of
+ * files registered at start (`make`) or looked up per request by a resolver
+ * (`fromResolver`), after the path was checked so that no request can name
+ * another file. A file whose size (or, when registered, modification time)
+ * changed since it was registered or resolved is refused (503) rather than
+ * served under the old hashes.
  *
  * Each download holds one open file and one 512 KiB buffer, both released
  * when it ends however it ends, a connection closed by the client included:
@@ -24,6 +26,23 @@ export interface Entry {
   readonly name: string
   readonly path: string
 }
+
+/**
+ * What a resolver found for a path: the file, the size it must have, and
+ * optionally its entity tag without quotes (a content hash, say); without
+ * one, the tag is made from the size and modification time.
+ */
+export interface Payload {
+  readonly path: string
+  readonly size: number
+  readonly etag?: string
+}
+
+/**
+ * Looks up the payload for a path below `/packages/` (decoded and checked
+ * by `isValidPath`), per request: `Option.none()` answers 404, a failure 503.
+ */
+export type Resolver<E = never, R = never> = (path: string) => Effect.Effect<Option.Option<Payload>, E, R>
 
 /** A package name that is not a plain file name (or starts with a dot). */
 export class InvalidPackageName extends Schema.TaggedError<InvalidPackageName>()("InvalidPackageName", {
@@ -65,6 +84,16 @@ export const prefix = "/packages/"
 /** True for names that may be served: a plain file name, not starting with a dot. */
 export const isValidName = (name: string): boolean =>
   name.length > 0 && name.length <= 255 && !name.startsWith(".") && !/[/\\\u0000-\u001f\u007f]/.test(name)
+
+/**
+ * True for paths a resolver may be asked about: one name, or two joined by
+ * one `/` (`<sha256-hex>/update.gz`), each a valid name; so no `..`, empty
+ * segment, dot-file, backslash or control character ever reaches it.
+ */
+export const isValidPath = (path: string): boolean => {
+  const segments = path.split("/")
+  return segments.length <= 2 && segments.every(isValidName)
+}
 
 /** What a byte-range request asks for, against a file of a given size. */
 export type RangeRequest =
@@ -137,6 +166,8 @@ const chunkSize = 512 * 1024
 const pooledBuffers = 32
 const smallChunkSize = 64 * 1024
 
+const quoteTag = (tag: string): string | undefined => /^[\x21\x23-\x7e]+$/.test(tag) ? `"${tag}"` : undefined
+
 const pathOf = (url: string): string => {
   const query = url.indexOf("?")
   return query === -1 ? url : url.slice(0, query)
@@ -202,7 +233,7 @@ const serveFrom = (fs: FileSystem.FileSystem, lookup: Lookup) => {
       const method = request.method ?? "GET"
       const url = pathOf(request.url ?? "/")
       const decoded = url.startsWith(prefix) ? decodePath(url.slice(prefix.length)) : undefined
-      const name = decoded !== undefined && isValidName(decoded) ? decoded : undefined
+      const name = decoded !== undefined && isValidPath(decoded) ? decoded : undefined
       const looked = name === undefined ? undefined : yield* Effect.either(lookup(name))
       if (looked?._tag === "Left") {
         return plain(response, 503, "payloads cannot be looked up right now; try again later", { "retry-after": "10" })
@@ -360,4 +391,32 @@ export const make = (entries: ReadonlyArray<Entry>) =>
       names: [...files.keys()],
       size: (name) => files.get(name)?.size
     } satisfies Registered
+  })
+
+/**
+ * Serves whatever `resolve` finds for each request's path (see `Resolver`),
+ * a file that does not have the size it gave refused with 503. The
+ * resolver runs with the context this is built in.
+ */
+export const fromResolver = <E, R>(resolve: Resolver<E, R>): Effect.Effect<PackageFiles, never, FileSystem.FileSystem | R> =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const context = yield* Effect.context<R>()
+    const lookup: Lookup = (path) =>
+      resolve(path).pipe(
+        Effect.provide(context),
+        Effect.flatMap(Option.match({
+          onNone: () => Effect.succeed(Option.none<Found>()),
+          onSome: (payload) => {
+            const etag = payload.etag === undefined ? undefined : quoteTag(payload.etag)
+            return payload.etag !== undefined && etag === undefined
+              ? Effect.dieMessage(`the resolver gave ${path} an entity tag that cannot be sent: ${JSON.stringify(payload.etag)}`)
+              : Effect.succeed(Option.some<Found>({ path: payload.path, size: payload.size, etag, mtimeMs: undefined }))
+          }
+        })),
+        Effect.catchAll((error) =>
+          Effect.zipRight(Effect.logError(`cannot look up payload ${path}`, error), Effect.fail("unavailable" as const))
+        )
+      )
+    return serveFrom(fs, lookup)
   })

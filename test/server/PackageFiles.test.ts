@@ -2,7 +2,7 @@ import { FileSystem, HttpRouter, HttpServer } from "@effect/platform"
 import { SystemError } from "@effect/platform/Error"
 import { NodeContext, NodeHttpServer } from "@effect/platform-node"
 import { afterAll, describe, expect, it } from "@effect/vitest"
-import { Context, Effect, Layer } from "effect"
+import { Context, Effect, Layer, Option } from "effect"
 import { PackageFiles, Updater } from "effect-omaha"
 import * as Crypto from "node:crypto"
 import * as Fs from "node:fs"
@@ -356,5 +356,130 @@ describe("PackageFiles resources", () => {
         ).toBe(true)
         expect(openDescriptors("self", payloadPath)).toBe(0)
       })
+    ))
+})
+
+describe("PackageFiles.fromResolver", () => {
+  const blob = (content: Buffer) => {
+    const hex = Crypto.createHash("sha256").update(content).digest("hex")
+    const path = Path.join(dir, `blob-${hex}`)
+    Fs.writeFileSync(path, content)
+    return { hex, path, size: content.length }
+  }
+  const first = blob(Crypto.randomBytes(2 * 1024 * 1024 + 5))
+  const secondBytes = Buffer.from("a small payload\n")
+  const second = blob(secondBytes)
+
+  // A lookup table behind a service, as a database would be.
+  class Table extends Context.Tag("test/Table")<Table, ReadonlyMap<string, PackageFiles.Payload>>() {}
+  const table = new Map<string, PackageFiles.Payload>([
+    [`${first.hex}/update.gz`, { path: first.path, size: first.size, etag: first.hex }],
+    [`${second.hex}/tool`, { path: second.path, size: second.size }],
+    ["flat.bin", { path: second.path, size: second.size }]
+  ])
+
+  const withResolved = <A>(
+    f: (base: string, asked: Array<string>, logs: Array<{ level: string; message: unknown }>) => Effect.Effect<A, unknown>,
+    entries: ReadonlyMap<string, PackageFiles.Payload> = table
+  ) =>
+    Effect.gen(function*() {
+      const asked: Array<string> = []
+      const files = yield* PackageFiles.fromResolver((path) =>
+        Effect.gen(function*() {
+          asked.push(path)
+          if (path === "broken/db") return yield* Effect.fail("the database is down")
+          return Option.fromNullable((yield* Table).get(path))
+        })
+      ).pipe(Effect.provideService(Table, entries))
+      const { base, logs } = yield* startServer({ packages: files }, Updater.layerNoUpdate)
+      return yield* f(base, asked, logs.lines)
+    }).pipe(Effect.scoped, Effect.provide(NodeContext.layer))
+
+  it.live("serves what the resolver finds, with ranges, validators and no content encoding", () =>
+    withResolved((base, asked) =>
+      Effect.gen(function*() {
+        const path = `/packages/${first.hex}/update.gz`
+        const whole = yield* get(base, { "accept-encoding": "gzip, br" }, "GET", path)
+        expect(whole.status).toBe(200)
+        expect(whole.body.equals(Fs.readFileSync(first.path))).toBe(true)
+        expect(whole.headers["content-encoding"]).toBeUndefined()
+        expect(whole.headers["etag"]).toBe(`"${first.hex}"`)
+        expect(whole.headers["content-length"]).toBe(String(first.size))
+        const head = yield* get(base, {}, "HEAD", path)
+        expect([head.status, head.body.length, head.headers["etag"]]).toEqual([200, 0, `"${first.hex}"`])
+        const part = yield* get(base, { range: "bytes=100-199", "if-range": `"${first.hex}"` }, "GET", path)
+        expect(part.status).toBe(206)
+        expect(part.headers["content-range"]).toBe(`bytes 100-199/${first.size}`)
+        expect(part.body.equals(Fs.readFileSync(first.path).subarray(100, 200))).toBe(true)
+        expect((yield* get(base, { range: "bytes=0-9", "if-range": "\"stale\"" }, "GET", path)).status).toBe(200)
+        expect((yield* get(base, { "if-none-match": `"${first.hex}"` }, "GET", path)).status).toBe(304)
+        expect((yield* get(base, { range: `bytes=${first.size}-` }, "GET", path)).status).toBe(416)
+
+        const other = yield* get(base, {}, "GET", `/packages/${second.hex}/tool`)
+        expect([other.status, other.text]).toEqual([200, secondBytes.toString()])
+        // Without a tag from the resolver, one from the size and modification time.
+        expect(other.headers["etag"]).toMatch(/^"[0-9a-f]+-[0-9a-f]+"$/)
+        expect((yield* get(base, {}, "GET", "/packages/flat.bin")).text).toBe(secondBytes.toString())
+        // Percent-encoding is decoded before the lookup.
+        expect((yield* get(base, {}, "GET", `/packages/${first.hex}%2Fupdate.gz`)).status).toBe(200)
+
+        expect((yield* get(base, {}, "GET", `/packages/${second.hex}/update.gz`)).status).toBe(404)
+        expect((yield* get(base, {}, "DELETE", path)).status).toBe(405)
+        expect(asked).toContain(`${first.hex}/update.gz`)
+        expect(asked).toContain(`${second.hex}/update.gz`)
+      })
+    ))
+
+  it.live("refuses hostile paths with 404 without asking the resolver", () =>
+    withResolved((base, asked) =>
+      Effect.gen(function*() {
+        const hex = first.hex
+        const probes = [
+          "/packages/",
+          "/packages/..",
+          `/packages/../${hex}/update.gz`,
+          `/packages/${hex}/../update.gz`,
+          `/packages/${hex}/..%2Fupdate.gz`,
+          `/packages/%2e%2e%2f${hex}/update.gz`,
+          `/packages/${hex}//update.gz`,
+          `/packages//${hex}/update.gz`,
+          `/packages/${hex}/`,
+          `/packages/${hex}/update.gz/`,
+          `/packages/${hex}/update.gz/more`,
+          `/packages/.git/config`,
+          `/packages/${hex}/.update.gz`,
+          `/packages/${hex}%5Cupdate.gz`,
+          `/packages/${hex}/update.gz%00`,
+          `/packages/${hex}/update%0A.gz`,
+          `/packages/${hex}/update%7F.gz`,
+          "/packages/%E0%A4%A"
+        ]
+        for (const path of probes) {
+          const reply = yield* call(() => raw(base, `GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`))
+          expect(reply.toString("latin1"), path).toMatch(/^HTTP\/1\.1 404 /)
+        }
+        expect(asked).toEqual([])
+      })
+    ))
+
+  it.live("refuses with 503 a file whose size is not the one resolved, and a lookup that fails", () =>
+    withResolved(
+      (base, _, logs) =>
+        Effect.gen(function*() {
+          const changed = yield* get(base, {}, "GET", `/packages/${first.hex}/update.gz`)
+          expect(changed.status).toBe(503)
+          expect(changed.text).toMatch(/changed on disk/)
+          expect(logs.some((l) => l.level === "ERROR" && String(l.message).includes(first.path))).toBe(true)
+          const failed = yield* get(base, {}, "GET", "/packages/broken/db")
+          expect(failed.status).toBe(503)
+          expect(logs.some((l) => l.level === "ERROR" && String(l.message).includes("cannot look up payload broken/db"))).toBe(
+            true
+          )
+          expect((yield* get(base, {}, "GET", `/packages/${second.hex}/tool`)).status).toBe(200)
+        }),
+      new Map([
+        [`${first.hex}/update.gz`, { path: first.path, size: first.size + 1 }],
+        [`${second.hex}/tool`, { path: second.path, size: second.size }]
+      ])
     ))
 })
