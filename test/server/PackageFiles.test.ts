@@ -148,6 +148,36 @@ describe("PackageFiles", () => {
       })
     ))
 
+  it.live("answers pipelined requests in order, each whole", () =>
+    withFiles((base) =>
+      Effect.gen(function*() {
+        const request = (extra: string) => `GET /packages/update.gz HTTP/1.1\r\nHost: x\r\n${extra}\r\n`
+        const wire = yield* call(() =>
+          raw(base, request("") + request("Range: bytes=5-9\r\n") + request("") + "HEAD /packages/update.gz HTTP/1.1\r\nHost: x\r\n\r\n")
+        )
+        const answers: Array<[string, Buffer]> = []
+        let rest = wire
+        while (rest.length > 0) {
+          const end = rest.indexOf("\r\n\r\n")
+          const head = rest.subarray(0, end).toString("latin1")
+          // The fourth is the HEAD: its Content-Length has no body behind it.
+          const length = answers.length === 3 ? 0 : Number(/content-length: (\d+)/i.exec(head)![1])
+          answers.push([head.split("\r\n", 1)[0]!, rest.subarray(end + 4, end + 4 + length)])
+          rest = rest.subarray(end + 4 + length)
+        }
+        expect(answers.map(([status]) => status)).toEqual([
+          "HTTP/1.1 200 OK",
+          "HTTP/1.1 206 Partial Content",
+          "HTTP/1.1 200 OK",
+          "HTTP/1.1 200 OK"
+        ])
+        expect(answers[0]![1].equals(payload)).toBe(true)
+        expect(answers[1]![1].equals(payload.subarray(5, 10))).toBe(true)
+        expect(answers[2]![1].equals(payload)).toBe(true)
+        expect(answers[3]![1].length).toBe(0)
+      })
+    ))
+
   it.live("honours If-Range and If-None-Match", () =>
     withFiles((base) =>
       Effect.gen(function*() {
