@@ -384,7 +384,8 @@ describe("PackageFiles resources", () => {
         expect(
           logs.some((l) => l.level === "ERROR" && /failed while it was served: .*EIO/.test(String(l.message)))
         ).toBe(true)
-        expect(openDescriptors("self", payloadPath)).toBe(0)
+        // The file is closed just after the connection is cut.
+        expect(yield* call(() => eventually(() => openDescriptors("self", payloadPath) === 0))).toBe(true)
       })
     ))
 })
