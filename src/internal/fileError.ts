@@ -1,8 +1,10 @@
 /**
  * File-system failures in a few words for the one-line messages commands
- * print (`no such file`, `read-only file system`, ...). @effect/platform
+ * print (`no such file`, `read-only file system (EROFS)`, ...). @effect/platform
  * folds many errnos into one reason (`EROFS` and `ENOSPC` are both
- * `Unknown`), so the words come from the errno itself where there is one.
+ * `Unknown`), so the words come from the errno itself where there is one;
+ * beyond the everyday two (no such file, permission denied) the errno follows
+ * in parentheses, for searching.
  */
 import type { PlatformError } from "@effect/platform/Error"
 
@@ -51,12 +53,14 @@ const errnoOf = (error: PlatformError): string | undefined => {
   return nodeMessage.exec(error.description ?? "")?.[1]
 }
 
+/** Errnos said in words alone. */
+const everyday = new Set(["ENOENT", "EACCES"])
+
 /** A file-system failure in a few words, without the module, method or path (the caller names the file). */
 export const describeFileError = (error: PlatformError): string => {
   if (error._tag === "BadArgument") return error.description ?? error.message
   const code = errnoOf(error)
-  const known = code === undefined ? undefined : errnoWords[code]
-  if (known !== undefined) return known
-  const described = nodeMessage.exec(error.description ?? "")?.[2]
-  return described ?? reasonWords[error.reason] ?? error.description ?? error.message
+  const words = (code === undefined ? undefined : errnoWords[code]) ?? nodeMessage.exec(error.description ?? "")?.[2]
+  if (words === undefined || code === undefined) return reasonWords[error.reason] ?? error.description ?? error.message
+  return everyday.has(code) ? words : `${words} (${code.replace(/^ERR_FS_/, "")})`
 }
