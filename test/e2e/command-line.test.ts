@@ -144,7 +144,13 @@ const optionBlocks = (help: string): Map<string, Array<string>> => {
 
 describe("--help", () => {
   const helps: Array<readonly [args: Array<string>, defaults: Record<string, string>]> = [
-    [["update-self"], { "--check-timeout": "30", "--max-size": "1024 (1 GiB)", "--connect-timeout": "30", "--idle-timeout": "90" }],
+    [["update-self"], {
+      "--check-timeout": "30",
+      "--max-size": "1024 (1 GiB)",
+      "--connect-timeout": "30",
+      "--idle-timeout": "90",
+      "--timeout": "1800 (30 min)"
+    }],
     [["update-repo"], {
       "--repo": "./repo",
       "--compression": "bz2",
@@ -284,7 +290,7 @@ describe.runIf(readOnly !== undefined)("a read-only file system is named as one,
     expectOneLine(
       await run("update-self", ["--target", Path.join(ro, "tool"), "--repo", work, "--version", "2.0.0"]),
       10,
-      `update-self: cannot create the lock ${Path.join(ro, "tool.lock")}: read-only file system`
+      `update-self: cannot create the lock ${Path.join(ro, "tool.lock")}: read-only file system (EROFS)`
     )
   })
 
@@ -292,12 +298,12 @@ describe.runIf(readOnly !== undefined)("a read-only file system is named as one,
     expectOneLine(
       await run("update-repo", [tool, "--version", "1.0.0", "--repo", Path.join(ro, "repo"), "--compression", "gzip"]),
       7,
-      `update-repo: cannot create ${Path.join(ro, "repo")}: read-only file system`
+      `update-repo: cannot create ${Path.join(ro, "repo")}: read-only file system (EROFS)`
     )
     expectOneLine(
       await run("update-repo", ["keygen", "--private-key", Path.join(ro, "k"), "--public-key", Path.join(work, "k.pub")]),
       7,
-      `update-repo: cannot write the private key ${Path.join(ro, "k")}: read-only file system`
+      `update-repo: cannot write the private key ${Path.join(ro, "k")}: read-only file system (EROFS)`
     )
   })
 })

@@ -51,11 +51,11 @@ describe("Publish", () => {
   it.live("names the directory it could not create and why, not the ENOENT of a recursive mkdir", () =>
     Effect.gen(function*() {
       const { dir, options } = setup()
+      yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(dir, { recursive: true })))
       // A repository below a regular file: its first missing level cannot be made.
       const result = yield* Effect.either(Publish.publish({ ...options, repo: Path.join(dir, "tool", "repo") }))
       expect(result._tag === "Left" && result.left.message).toBe(
-        `cannot create ${Path.join(dir, "tool", "repo")}: a part of the path is not a directory`
+        `cannot create ${Path.join(dir, "tool", "repo")}: a part of the path is not a directory (ENOTDIR)`
       )
-      Fs.rmSync(dir, { recursive: true })
-    }).pipe(Effect.provide(NodeContext.layer)))
+    }).pipe(Effect.scoped, Effect.provide(NodeContext.layer)))
 })
