@@ -1,0 +1,171 @@
+/**
+ * Store tests on both backends: PGlite in memory (always) and a PostgreSQL
+ * server (from `FLEET_TEST_DATABASE_URL`, in a fresh database per suite,
+ * created with a random name and dropped afterwards).
+ *
+ * Without `FLEET_TEST_DATABASE_URL` the PostgreSQL half is skipped; with
+ * `CI=true` it fails instead, and so does a URL whose server cannot be
+ * reached, saying how to start one. Locally:
+ *
+ *   scripts/test-postgres.sh run npx vitest run test/fleet/Store.test.ts
+ *
+ * Writing a suite (each backend gets the same tests, its layer built once for
+ * the suite; `truncateAll` empties every table, so a test starts from
+ * nothing; TestClock is in place, as in any `it.effect`):
+ *
+ *   import { SqlClient } from "@effect/sql"
+ *   import { expect } from "@effect/vitest"
+ *   import { Effect } from "effect"
+ *   import { describeStores, truncateAll } from "./support.js"
+ *
+ *   describeStores("Store", (it, backend) => {
+ *     it.effect("keeps an application", () =>
+ *       Effect.gen(function*() {
+ *         yield* truncateAll
+ *         const sql = yield* SqlClient.SqlClient
+ *         yield* sql`INSERT INTO applications (id, name) VALUES ('a', 'A')`
+ *         expect(yield* sql`SELECT name FROM applications`).toEqual([{ name: "A" }])
+ *       }))
+ *   })
+ *
+ * Tests that only make sense on a server (several clients of one database)
+ * go in `describePostgres`, with `freshDatabase` for their own databases.
+ */
+import { SqlClient } from "@effect/sql"
+import { describe, it, layer } from "@effect/vitest"
+import type { Vitest } from "@effect/vitest"
+import { Effect, Layer, type Scope } from "effect"
+import * as Crypto from "node:crypto"
+import * as Pg from "pg"
+import * as Database from "../../src/fleet/Database.js"
+
+/** Which database a suite runs on. */
+export type Backend = "pglite" | "postgres"
+
+/** What a store test has: the SQL client and notifications. */
+export type Stores = SqlClient.SqlClient | Database.Notifications
+
+/** The server for PostgreSQL tests, if any. */
+export const postgresUrl: string | undefined = process.env["FLEET_TEST_DATABASE_URL"] || undefined
+
+const inCi = ["true", "1"].includes(process.env["CI"] ?? "")
+
+const howToStart = "start one with `eval \"$(scripts/test-postgres.sh start)\"`, or run the tests with " +
+  "`scripts/test-postgres.sh run npm test`"
+
+const unreachable = (url: string, reason: string) =>
+  new Error(
+    `PostgreSQL at ${Effect.runSync(Effect.orElseSucceed(Database.describeUrl(url), () => "(invalid URL)"))} ` +
+      `(FLEET_TEST_DATABASE_URL) cannot be used: ${reason}; ${howToStart}`
+  )
+
+/** `url` with its database replaced by `database`. */
+export const withDatabase = (url: string, database: string): string => {
+  const parsed = new URL(url)
+  parsed.pathname = `/${database}`
+  return parsed.toString()
+}
+
+const admin = (url: string, statement: string) =>
+  Effect.tryPromise({
+    try: async () => {
+      const client = new Pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 })
+      await client.connect()
+      try {
+        await client.query(statement)
+      } finally {
+        await client.end()
+      }
+    },
+    catch: (cause) => unreachable(url, cause instanceof Error ? cause.message : String(cause))
+  })
+
+/**
+ * A new empty database on the server at `url` (a random name), dropped when
+ * the scope closes; yields its URL.
+ */
+export const freshDatabase = (url: string): Effect.Effect<string, Error, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.gen(function*() {
+      const name = `fleet_test_${Crypto.randomBytes(6).toString("hex")}`
+      yield* admin(url, `CREATE DATABASE ${name}`)
+      return name
+    }),
+    (name) => Effect.ignore(admin(url, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`))
+  ).pipe(Effect.map((name) => withDatabase(url, name)))
+
+/** `layerPostgres` on a fresh database of the server at `url`. */
+export const layerPostgresFresh = (url: string): Layer.Layer<Stores, Error> =>
+  Layer.unwrapScoped(
+    Effect.map(freshDatabase(url), (database) =>
+      Database.layerPostgres({ url: database, maxConnections: 4 }).pipe(
+        Layer.catchAll((error) => Layer.fail(unreachable(url, error.message)))
+      ))
+  )
+
+const timeout = "120 seconds"
+
+// @effect/vitest's `layer` gives its block the global `it` with the layer's
+// `effect` and `scoped` put on it, and leaves them there: every `it.effect`
+// later in the file would run on that layer. Each block puts them back.
+const restoringIt = <R>(suite: (it: Vitest.MethodsNonLive<R>) => void) => {
+  const saved = { effect: it.effect, scoped: it.scoped, flakyTest: it.flakyTest, layer: it.layer, prop: it.prop }
+  return (blockIt: Vitest.MethodsNonLive<R>) => {
+    try {
+      suite(blockIt)
+    } finally {
+      Object.assign(it, saved)
+    }
+  }
+}
+
+/** Runs `suite` on PGlite in memory and on PostgreSQL (see the module comment). */
+export const describeStores = (
+  name: string,
+  suite: (it: Vitest.MethodsNonLive<Stores>, backend: Backend) => void
+): void => {
+  describe(name, () => {
+    layer(Database.layerPgliteMemory, { timeout })("PGlite", restoringIt((it) => suite(it, "pglite")))
+    if (postgresUrl !== undefined) {
+      layer(layerPostgresFresh(postgresUrl), { timeout })("PostgreSQL", restoringIt((it) => suite(it, "postgres")))
+    } else if (inCi) {
+      describe("PostgreSQL", () => {
+        it("has a server to run on", () => {
+          throw new Error(`CI=true but FLEET_TEST_DATABASE_URL is not set: ${howToStart}`)
+        })
+      })
+    } else {
+      // Registered, so the run lists what it skipped.
+      describe.skip("PostgreSQL", () =>
+        layer(layerPostgresFresh("postgres://skipped"))(
+          "needs FLEET_TEST_DATABASE_URL",
+          restoringIt((it) => suite(it, "postgres"))
+        ))
+    }
+  })
+}
+
+/** Runs `suite` only with a PostgreSQL server: skipped without one, failing without one under CI=true. */
+export const describePostgres = (name: string, suite: (url: string) => void): void => {
+  if (postgresUrl !== undefined) {
+    describe(name, () => suite(postgresUrl))
+  } else if (inCi) {
+    describe(name, () => {
+      it("has a server to run on", () => {
+        throw new Error(`CI=true but FLEET_TEST_DATABASE_URL is not set: ${howToStart}`)
+      })
+    })
+  } else {
+    describe.skip(`${name} (set FLEET_TEST_DATABASE_URL to run)`, () => suite("postgres://skipped"))
+  }
+}
+
+/** Empties every table but the migrations' record, restarting identities. */
+export const truncateAll: Effect.Effect<void, unknown, SqlClient.SqlClient> = Effect.gen(function*() {
+  const sql = yield* SqlClient.SqlClient
+  const tables = yield* sql<{ readonly name: string }>`
+    SELECT tablename AS name FROM pg_tables
+    WHERE schemaname = 'public' AND tablename <> ${Database.migrationsTable}`
+  if (tables.length === 0) return
+  yield* sql.unsafe(`TRUNCATE ${tables.map((table) => `"${table.name}"`).join(", ")} RESTART IDENTITY CASCADE`)
+})
