@@ -1,0 +1,40 @@
+import { describe, expect, it } from "@effect/vitest"
+import * as esbuild from "esbuild"
+import * as ChildProcess from "node:child_process"
+import * as Fs from "node:fs"
+import * as Path from "node:path"
+import { fileURLToPath } from "node:url"
+
+const root = fileURLToPath(new URL("../..", import.meta.url))
+
+describe("Database in a bundled command", () => {
+  // A bundle is not where PGlite's WASM and file bundle are: the layer must find them in the package.
+  it("opens PGlite from an esbuild bundle, as the commands are shipped", async () => {
+    const dir = Path.join(root, "test", ".generated", "bundle")
+    Fs.mkdirSync(dir, { recursive: true })
+    const entry = Path.join(dir, "entry.ts")
+    Fs.writeFileSync(entry, [
+      `import { SqlClient } from "@effect/sql"`,
+      `import { Effect } from "effect"`,
+      `import * as Database from "../../../src/fleet/Database.js"`,
+      `const count = Effect.flatMap(SqlClient.SqlClient, (sql) => sql\`SELECT count(*) AS n FROM fleet_migrations\`)`,
+      `Effect.runPromise(Effect.provide(count, Database.layerPgliteMemory)).then((rows) => console.log(JSON.stringify(rows)))`
+    ].join("\n"))
+    const outfile = Path.join(dir, "command.js")
+    // The options of scripts/bundle.mjs.
+    await esbuild.build({
+      entryPoints: [entry],
+      outfile,
+      bundle: true,
+      platform: "node",
+      format: "esm",
+      target: "node20",
+      logLevel: "silent",
+      banner: { js: "import { createRequire as __createRequire } from \"node:module\";const require = __createRequire(import.meta.url);" }
+    })
+    const ran = ChildProcess.spawnSync(process.execPath, [outfile], { encoding: "utf8" })
+    expect(ran.stderr).toBe("")
+    expect(ran.stdout).toBe(`[{"n":1}]\n`)
+    expect(ran.status).toBe(0)
+  }, 120_000)
+})
