@@ -34,65 +34,17 @@
 import { SqlClient } from "@effect/sql"
 import { describe, it, layer } from "@effect/vitest"
 import type { Vitest } from "@effect/vitest"
-import { Effect, Layer, type Scope } from "effect"
-import * as Crypto from "node:crypto"
-import * as Pg from "pg"
+import { Effect, Layer } from "effect"
 import * as Database from "../../src/fleet/Database.js"
+import { freshDatabase, howToStart, inCi, postgresUrl, unreachable } from "./postgres.js"
+
+export { freshDatabase, postgresUrl, withDatabase } from "./postgres.js"
 
 /** Which database a suite runs on. */
 export type Backend = "pglite" | "postgres"
 
 /** What a store test has: the SQL client and notifications. */
 export type Stores = SqlClient.SqlClient | Database.Notifications
-
-/** The server for PostgreSQL tests, if any. */
-export const postgresUrl: string | undefined = process.env["FLEET_TEST_DATABASE_URL"] || undefined
-
-const inCi = ["true", "1"].includes(process.env["CI"] ?? "")
-
-const howToStart = "start one with `eval \"$(scripts/test-postgres.sh start)\"`, or run the tests with " +
-  "`scripts/test-postgres.sh run npm test`"
-
-const unreachable = (url: string, reason: string) =>
-  new Error(
-    `PostgreSQL at ${Effect.runSync(Effect.orElseSucceed(Database.describeUrl(url), () => "(invalid URL)"))} ` +
-      `(FLEET_TEST_DATABASE_URL) cannot be used: ${reason}; ${howToStart}`
-  )
-
-/** `url` with its database replaced by `database`. */
-export const withDatabase = (url: string, database: string): string => {
-  const parsed = new URL(url)
-  parsed.pathname = `/${database}`
-  return parsed.toString()
-}
-
-const admin = (url: string, statement: string) =>
-  Effect.tryPromise({
-    try: async () => {
-      const client = new Pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 })
-      await client.connect()
-      try {
-        await client.query(statement)
-      } finally {
-        await client.end()
-      }
-    },
-    catch: (cause) => unreachable(url, cause instanceof Error ? cause.message : String(cause))
-  })
-
-/**
- * A new empty database on the server at `url` (a random name), dropped when
- * the scope closes; yields its URL.
- */
-export const freshDatabase = (url: string): Effect.Effect<string, Error, Scope.Scope> =>
-  Effect.acquireRelease(
-    Effect.gen(function*() {
-      const name = `fleet_test_${Crypto.randomBytes(6).toString("hex")}`
-      yield* admin(url, `CREATE DATABASE ${name}`)
-      return name
-    }),
-    (name) => Effect.ignore(admin(url, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`))
-  ).pipe(Effect.map((name) => withDatabase(url, name)))
 
 /** `layerPostgres` on a fresh database of the server at `url`. */
 export const layerPostgresFresh = (url: string): Layer.Layer<Stores, Error> =>
@@ -126,8 +78,9 @@ export const describeStores = (
 ): void => {
   describe(name, () => {
     layer(Database.layerPgliteMemory, { timeout })("PGlite", restoringIt((it) => suite(it, "pglite")))
-    if (postgresUrl !== undefined) {
-      layer(layerPostgresFresh(postgresUrl), { timeout })("PostgreSQL", restoringIt((it) => suite(it, "postgres")))
+    const url = postgresUrl
+    if (url !== undefined) {
+      layer(layerPostgresFresh(url), { timeout })("PostgreSQL", restoringIt((it) => suite(it, "postgres")))
     } else if (inCi) {
       describe("PostgreSQL", () => {
         it("has a server to run on", () => {
@@ -147,8 +100,9 @@ export const describeStores = (
 
 /** Runs `suite` only with a PostgreSQL server: skipped without one, failing without one under CI=true. */
 export const describePostgres = (name: string, suite: (url: string) => void): void => {
-  if (postgresUrl !== undefined) {
-    describe(name, () => suite(postgresUrl))
+  const url = postgresUrl
+  if (url !== undefined) {
+    describe(name, () => suite(url))
   } else if (inCi) {
     describe(name, () => {
       it("has a server to run on", () => {
