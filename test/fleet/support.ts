@@ -51,7 +51,9 @@ export const layerPostgresFresh = (url: string): Layer.Layer<Stores, Error> =>
   Layer.unwrapScoped(
     Effect.map(freshDatabase(url), (database) =>
       Database.layerPostgres({ url: database, maxConnections: 4 }).pipe(
-        Layer.catchAll((error) => Layer.fail(unreachable(url, error.message)))
+        Layer.catchAll((error) =>
+          Layer.fail(error._tag === "DatabaseUnavailable" ? unreachable(url, error.reason) : new Error(error.message))
+        )
       ))
   )
 
