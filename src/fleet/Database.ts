@@ -96,7 +96,8 @@ export type DatabaseError =
  * LISTEN/NOTIFY on either backend. A stream sees what is notified after it
  * listens; notifications made inside a transaction arrive when it commits.
  * An empty payload means notifications may have been missed (the connection
- * to the server dropped and came back): whoever caches, reloads.
+ * to the server dropped and came back): whoever caches, reloads. Subscribe
+ * outside transactions (on PGlite, LISTEN is a statement like any other).
  */
 export class Notifications extends Context.Tag("effect-omaha/fleet/Database/Notifications")<Notifications, {
   /** Listens on `channel` for the scope; returns once listening, so nothing notified afterwards is missed. */

@@ -1,6 +1,6 @@
 import { SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, Stream } from "effect"
+import { Chunk, Deferred, Duration, Effect, Exit, Fiber, Layer, Logger, Option, Stream } from "effect"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
 import * as Pg from "pg"
@@ -353,7 +353,11 @@ describePostgres("Database on one PostgreSQL server", (url) => {
   it.live("listens again after its connection drops, and says notifications may have been missed", () =>
     Effect.gen(function*() {
       const database = yield* freshDatabase(url)
-      const context = yield* Layer.build(Database.layerPostgres({ url: database, applicationName: "drop-test" }))
+      const logged: Array<string> = []
+      const logger = Logger.make(({ logLevel, message }) => logged.push(`${logLevel.label} ${String(message)}`))
+      const context = yield* Layer.build(Database.layerPostgres({ url: database, applicationName: "drop-test" })).pipe(
+        Effect.provide(Logger.replace(Logger.defaultLogger, logger))
+      )
       const notifications = Database.Notifications.pipe(Effect.provide(context))
       const changes = yield* Effect.flatMap(notifications, (n) => n.subscribe("fleet_test"))
       // Another connection ends ours, as a server restart or an administrator would.
@@ -371,5 +375,9 @@ describePostgres("Database on one PostgreSQL server", (url) => {
       expect(restored).toEqual([""])
       yield* Effect.flatMap(notifications, (n) => n.notify("fleet_test", "after"))
       expect(yield* nextPayloads(changes, 1)).toEqual(["after"])
+      expect(logged).toEqual([
+        expect.stringMatching(/^WARN database notifications: connection lost \(terminating connection due to administrator command\); reconnecting$/),
+        "INFO database notifications: connection restored"
+      ])
     }).pipe(Effect.scoped, Effect.timeout(Duration.seconds(30))), 60_000)
 })
