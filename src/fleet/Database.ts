@@ -200,11 +200,14 @@ const loadAssets = (): Promise<PgliteAssets> =>
     }
   })()
 
-/** Opens PGlite (in memory without `dir`) for the scope; closing waits for the session, so a transaction under way ends first. */
-const openPglite = (dir: string | undefined, label: string, session: Effect.Semaphore) =>
+/** Where PGlite's database is: a directory, or memory (empty, or loaded from a dump). */
+type PgliteWhere = { readonly dataDir: string } | { readonly loadDataDir?: Blob }
+
+/** Opens PGlite for the scope; closing waits for the session, so a transaction under way ends first. */
+const openPglite = (where: PgliteWhere, label: string, session: Effect.Semaphore) =>
   Effect.acquireRelease(
     Effect.tryPromise({
-      try: async () => PGlite.create({ ...(dir === undefined ? {} : { dataDir: dir }), ...(await loadAssets()), parsers: pgliteParsers }),
+      try: async () => PGlite.create({ ...where, ...(await loadAssets()), parsers: pgliteParsers }),
       catch: (cause) => new DataDirectoryUnusable({ dataDir: label, reason: messageOf(cause) })
     }),
     (pg) => {
@@ -238,16 +241,22 @@ const createDatabase = (dataDir: string, dir: string) =>
     const staging = `${dir}.new`
     yield* fs.remove(staging, { recursive: true, force: true }).pipe(Effect.mapError(unusable))
     yield* fs.makeDirectory(staging, { mode: 0o700 }).pipe(Effect.mapError(unusable))
-    yield* Effect.scoped(openPglite(staging, dataDir, yield* Effect.makeSemaphore(1)))
+    yield* Effect.scoped(openPglite({ dataDir: staging }, dataDir, yield* Effect.makeSemaphore(1)))
     yield* fs.rename(staging, dir).pipe(Effect.mapError(unusable))
   })
 
-const makePglite = (dir: string | undefined, label: string) =>
+const openMigrated = (where: PgliteWhere, label: string) =>
   Effect.gen(function*() {
     const session = yield* Effect.makeSemaphore(1)
-    const pg = yield* openPglite(dir, label, session)
+    const pg = yield* openPglite(where, label, session)
     const sql = yield* PgliteClient.make(pg, session)
     yield* Effect.provideService(migrate(label, "single"), SqlClient.SqlClient, sql)
+    return { pg, sql }
+  })
+
+const makePglite = (where: PgliteWhere, label: string) =>
+  Effect.gen(function*() {
+    const { pg, sql } = yield* openMigrated(where, label)
     const listener = yield* PgliteClient.makeListener(pg, sql)
     return Context.make(SqlClient.SqlClient, sql).pipe(
       Context.add(Notifications, makeNotifications(sql, listener.subscribe))
@@ -283,13 +292,34 @@ export const layerPglite = (
       })
     )
     yield* createDatabase(dataDir, paths.database)
-    return yield* makePglite(paths.database, dataDir)
+    return yield* makePglite({ dataDir: paths.database }, dataDir)
   })).pipe(Layer.provide(Reactivity.layer))
+
+const memory = "(in memory)"
 
 /** The embedded database in memory, for tests: fresh and migrated, gone when the layer closes. */
 export const layerPgliteMemory: Layer.Layer<SqlClient.SqlClient | Notifications, DatabaseError> = Layer.scopedContext(
-  makePglite(undefined, "(in memory)")
+  makePglite({}, memory)
 ).pipe(Layer.provide(Reactivity.layer))
+
+/**
+ * The embedded database in memory, starting from `dump` (made by
+ * {@link dumpPgliteMemory}) and migrated on top. Loading a dump skips
+ * PostgreSQL's initdb, most of what a fresh database costs.
+ */
+export const layerPgliteMemoryFrom = (
+  dump: Blob
+): Layer.Layer<SqlClient.SqlClient | Notifications, DatabaseError> =>
+  Layer.scopedContext(makePglite({ loadDataDir: dump }, memory)).pipe(Layer.provide(Reactivity.layer))
+
+/** A fresh, migrated, empty in-memory database as a tarball, for {@link layerPgliteMemoryFrom}. */
+export const dumpPgliteMemory: Effect.Effect<Blob, DatabaseError> = Effect.gen(function*() {
+  const { pg } = yield* openMigrated({}, memory)
+  return yield* Effect.tryPromise({
+    try: () => pg.dumpDataDir("none"),
+    catch: (cause) => new DataDirectoryUnusable({ dataDir: memory, reason: messageOf(cause) })
+  })
+}).pipe(Effect.scoped, Effect.provide(Reactivity.layer))
 
 // === PostgreSQL
 

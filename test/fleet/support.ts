@@ -1,7 +1,8 @@
 /**
- * Store tests on both backends: PGlite in memory (always) and a PostgreSQL
- * server (from `FLEET_TEST_DATABASE_URL`, in a fresh database per suite,
- * created with a random name and dropped afterwards).
+ * Store tests on both backends: PGlite in memory (always; loaded from a
+ * migrated dump cached across runs, see memory.ts) and a PostgreSQL server
+ * (from `FLEET_TEST_DATABASE_URL`, in a fresh database per suite, created
+ * with a random name and dropped afterwards).
  *
  * Without `FLEET_TEST_DATABASE_URL` the PostgreSQL half is skipped; with
  * `CI=true` it fails instead, and so does a URL whose server cannot be
@@ -36,6 +37,7 @@ import { describe, it, layer } from "@effect/vitest"
 import type { Vitest } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import * as Database from "../../src/fleet/Database.js"
+import { layerPgliteMemoryTest } from "./memory.js"
 import { freshDatabase, howToStart, inCi, postgresUrl, unreachable } from "./postgres.js"
 
 export { freshDatabase, postgresUrl, withDatabase } from "./postgres.js"
@@ -79,7 +81,7 @@ export const describeStores = (
   suite: (it: Vitest.MethodsNonLive<Stores>, backend: Backend) => void
 ): void => {
   describe(name, () => {
-    layer(Database.layerPgliteMemory, { timeout })("PGlite", restoringIt((it) => suite(it, "pglite")))
+    layer(layerPgliteMemoryTest, { timeout })("PGlite", restoringIt((it) => suite(it, "pglite")))
     const url = postgresUrl
     if (url !== undefined) {
       layer(layerPostgresFresh(url), { timeout })("PostgreSQL", restoringIt((it) => suite(it, "postgres")))
