@@ -20,7 +20,7 @@ import { FileSystem } from "@effect/platform"
 import { Migrator, SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
 import { PgClient } from "@effect/sql-pg"
-import { PGlite } from "@electric-sql/pglite"
+import { PGlite, type PGliteOptions } from "@electric-sql/pglite"
 import { Context, Duration, Effect, Layer, Redacted, Runtime, Schema, type Scope, Stream } from "effect"
 import * as NodeFs from "node:fs/promises"
 import { createRequire } from "node:module"
@@ -174,9 +174,11 @@ export const dataDirPaths = (dataDir: string) => ({
   lockFile: Path.join(dataDir, "lock")
 })
 
+type WasmModule = NonNullable<PGliteOptions["pgliteWasmModule"]>
+
 interface PgliteAssets {
-  readonly pgliteWasmModule: WebAssembly.Module
-  readonly initdbWasmModule: WebAssembly.Module
+  readonly pgliteWasmModule: WasmModule
+  readonly initdbWasmModule: WasmModule
   readonly fsBundle: Blob
 }
 
@@ -184,9 +186,9 @@ interface PgliteAssets {
 // bundled command is not: they are loaded from the installed package instead,
 // and compiled once per process.
 let assets: Promise<PgliteAssets> | undefined
-// Node has WebAssembly; the ES2022 lib types only its namespace.
+// Node has WebAssembly; the ES2022 lib does not declare it.
 const compileWasm = (globalThis as unknown as {
-  readonly WebAssembly: { readonly compile: (bytes: Uint8Array) => Promise<WebAssembly.Module> }
+  readonly WebAssembly: { readonly compile: (bytes: Uint8Array) => Promise<WasmModule> }
 }).WebAssembly.compile
 const loadAssets = (): Promise<PgliteAssets> =>
   assets ??= (async () => {
