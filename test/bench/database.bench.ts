@@ -12,13 +12,13 @@
 import { NodeContext } from "@effect/platform-node"
 import type { SqlClient } from "@effect/sql"
 import { Effect, Layer } from "effect"
-import * as esbuild from "esbuild"
 import { spawnSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import * as Database from "../../src/fleet/Database.js"
+import { bundleEntry } from "../fleet/bundleEntry.js"
 import { freshDatabase } from "../fleet/postgres.js"
 import { batch, type Took, took, writes, type Writes } from "./databaseWrites.js"
 import { formatRate, printTable } from "./measure.js"
@@ -48,17 +48,7 @@ try {
   ])
 
   // The holding process runs as a command does: bundled, with plain node.
-  const command = Path.join(root, "test", ".generated", "databaseWrites.js")
-  await esbuild.build({
-    entryPoints: [Path.join(root, "test", "bench", "databaseWrites.ts")],
-    outfile: command,
-    bundle: true,
-    platform: "node",
-    format: "esm",
-    target: "node20",
-    logLevel: "warning",
-    banner: { js: "import { createRequire as __createRequire } from \"node:module\";const require = __createRequire(import.meta.url);" }
-  })
+  const command = await bundleEntry(Path.join(root, "test", "bench", "databaseWrites.ts"), "databaseWrites")
   const child = spawnSync(process.execPath, [command, dataDir], { encoding: "utf8" })
   if (child.status !== 0) throw new Error(`the holding process failed: ${child.stderr}`)
   const held = JSON.parse(child.stdout) as Writes

@@ -8,6 +8,7 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import * as Database from "../../src/fleet/Database.js"
+import { bundleEntry } from "./bundleEntry.js"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
 const temp = Fs.mkdtempSync(Path.join(Os.tmpdir(), "effect-omaha-fleet-data-"))
@@ -36,12 +37,12 @@ const deadPid = (): number => ChildProcess.spawnSync("true").pid!
 
 const lockOf = (dataDir: string) => Database.dataDirPaths(dataDir).lockFile
 
+// The process holding a data directory runs bundled, as the commands do.
+let holderCommand: string
+
 /** Starts a process holding `dataDir` and committing rows (test/fleet/holdDataDir.ts). */
 const holder = (dataDir: string) => {
-  const child = ChildProcess.spawn(process.execPath, ["--import", "tsx", "test/fleet/holdDataDir.ts", dataDir], {
-    cwd: root,
-    stdio: ["ignore", "pipe", "pipe"]
-  })
+  const child = ChildProcess.spawn(process.execPath, [holderCommand, dataDir], { stdio: ["ignore", "pipe", "pipe"] })
   let out = ""
   let err = ""
   child.stdout.on("data", (chunk: Buffer) => (out += chunk.toString("utf8")))
@@ -61,6 +62,7 @@ const holder = (dataDir: string) => {
 
 describe("layerPglite", () => {
   beforeAll(async () => {
+    holderCommand = await bundleEntry(Path.join(root, "test", "fleet", "holdDataDir.ts"), "holdDataDir")
     // What a process killed while creating a database leaves: a half-made one beside it.
     Fs.mkdirSync(Path.join(template, "pgdata.new"), { recursive: true })
     Fs.writeFileSync(Path.join(template, "pgdata.new", "PG_VERSION"), "15\n")

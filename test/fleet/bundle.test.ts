@@ -1,9 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
-import * as esbuild from "esbuild"
 import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
+import { bundleEntry } from "./bundleEntry.js"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
 
@@ -20,18 +20,7 @@ describe("Database in a bundled command", () => {
       `const count = Effect.flatMap(SqlClient.SqlClient, (sql) => sql\`SELECT count(*) AS n FROM fleet_migrations\`)`,
       `Effect.runPromise(Effect.provide(count, Database.layerPgliteMemory)).then((rows) => console.log(JSON.stringify(rows)))`
     ].join("\n"))
-    const outfile = Path.join(dir, "command.js")
-    // The options of scripts/bundle.mjs.
-    await esbuild.build({
-      entryPoints: [entry],
-      outfile,
-      bundle: true,
-      platform: "node",
-      format: "esm",
-      target: "node20",
-      logLevel: "silent",
-      banner: { js: "import { createRequire as __createRequire } from \"node:module\";const require = __createRequire(import.meta.url);" }
-    })
+    const outfile = await bundleEntry(entry, "bundle/command")
     const ran = ChildProcess.spawnSync(process.execPath, [outfile], { encoding: "utf8" })
     expect(ran.stderr).toBe("")
     expect(ran.stdout).toBe(`[{"n":1}]\n`)
