@@ -212,15 +212,15 @@ const openPglite = (where: PgliteWhere, label: string, session: Effect.Semaphore
       try: async () => PGlite.create({ ...where, ...(await loadAssets()), parsers: pgliteParsers }),
       catch: (cause) => new DataDirectoryUnusable({ dataDir: label, reason: messageOf(cause) })
     }),
-    (pg) => {
-      const close = Effect.tryPromise(() => pg.close()).pipe(
+    (pg) =>
+      // A transaction under way gets 10 s to end (one that does not is rolled
+      // back); closing itself is never cut short, so what is committed is written.
+      session.take(1).pipe(
+        Effect.timeout(Duration.seconds(10)),
+        Effect.ignore,
+        Effect.zipRight(Effect.tryPromise(() => pg.close())),
         Effect.catchAll((error) => Effect.logWarning(`closing the database in ${label} failed: ${messageOf(error.cause)}`))
       )
-      return session.withPermits(1)(close).pipe(
-        Effect.timeoutTo({ duration: Duration.seconds(10), onSuccess: Effect.succeed, onTimeout: () => close }),
-        Effect.flatten
-      )
-    }
   )
 
 /**
