@@ -555,15 +555,15 @@ export interface Plan {
 }
 
 /**
- * What makes `server` match `file` (see the module header): applications
- * first, then channels, their floors and blocklists, then groups, so each
- * change finds what it refers to. Packages are never created: one the file
+ * What makes `server` match `file` (see the module header): for each
+ * application in the file's order, the application, then its channels with
+ * their floors and blocklists, then its groups, so each change finds what
+ * it refers to. Packages are never created: one the file
  * names and the server lacks is a problem, and nothing is planned.
  */
 export const plan = (file: FleetFile, server: ServerState): Plan => {
   const changes: Array<Change> = []
   const problems: Array<Problem> = []
-  const later: Array<Change> = []
   file.apps.forEach((app, a) => {
     const has = server.get(app.id) ?? emptyServerApplication
     const at = (...path: Path): Path => ["apps", a, ...path]
@@ -683,7 +683,7 @@ export const plan = (file: FleetFile, server: ServerState): Plan => {
         })
       }
       if (existing === undefined) {
-        later.push(Change.CreateGroup({
+        changes.push(Change.CreateGroup({
           app: app.id,
           group: group.name,
           // The whole policy, so that the server's own defaults do not matter.
@@ -710,10 +710,10 @@ export const plan = (file: FleetFile, server: ServerState): Plan => {
         fields.push(...diff.fields)
         patch.policy = diff.request
       }
-      if (fields.length > 0) later.push(Change.UpdateGroup({ app: app.id, group: group.name, patch, fields }))
+      if (fields.length > 0) changes.push(Change.UpdateGroup({ app: app.id, group: group.name, patch, fields }))
     })
   })
-  return problems.length > 0 ? { changes: [], problems } : { changes: [...changes, ...later], problems }
+  return problems.length > 0 ? { changes: [], problems } : { changes, problems }
 }
 
 // -- saying what changes ------------------------------------------------------
@@ -723,8 +723,8 @@ const show = (value: unknown): string => (value === undefined || value === null 
 const fieldList = (fields: ReadonlyArray<FieldChange>) =>
   fields.map((f) => ("from" in f ? `${f.field} ${show(f.from)} -> ${show(f.to)}` : `${f.field} ${show(f.to)}`)).join(", ")
 
-const channelText = (c: { readonly channel: string; readonly arch: Arch; readonly app: string }) =>
-  `channel ${JSON.stringify(c.channel)} (${c.arch}) of ${c.app}`
+const channelText = (c: { readonly channel: string; readonly arch: Arch; readonly app: string }, withApp: boolean) =>
+  `channel ${JSON.stringify(c.channel)} (${c.arch})${withApp ? ` of ${c.app}` : ""}`
 
 /** The fields a change sets, for `--json` and for {@link describe}. */
 export const fieldsOf = (change: Change): ReadonlyArray<FieldChange> =>
@@ -760,21 +760,25 @@ export const fieldsOf = (change: Change): ReadonlyArray<FieldChange> =>
     UpdateGroup: ({ fields }) => fields
   })
 
-/** One line for a change: `+` creates, `~` changes, `-` removes. */
-export const describe = (change: Change): string => {
+/**
+ * One line for a change: `+` creates, `~` changes, `-` removes. Without
+ * `withApp`, the application is left out (for lines under its id).
+ */
+export const describe = (change: Change, withApp = true): string => {
   const fields = fieldList(fieldsOf(change))
   const tail = fields === "" ? "" : `: ${fields}`
+  const of = withApp ? ` of ${change.app}` : ""
   return Change.$match(change, {
-    CreateApplication: ({ app }) => `+ application ${app}${tail}`,
-    UpdateApplication: ({ app }) => `~ application ${app}${tail}`,
-    CreateChannel: (c) => `+ ${channelText(c)}${tail}`,
-    UpdateChannel: (c) => `~ ${channelText(c)}${tail}`,
-    SetFloor: (c) => `${Option.isNone(c.previous) ? "+" : "~"} floor ${c.version} on ${channelText(c)}${tail}`,
-    RemoveFloor: (c) => `- floor ${c.version} on ${channelText(c)}`,
-    BlockVersion: (c) => `+ blocked ${c.version} on ${channelText(c)}`,
-    UnblockVersion: (c) => `- blocked ${c.version} on ${channelText(c)}`,
-    CreateGroup: ({ app, group }) => `+ group ${JSON.stringify(group)} of ${app}${tail}`,
-    UpdateGroup: ({ app, group }) => `~ group ${JSON.stringify(group)} of ${app}${tail}`
+    CreateApplication: ({ app }) => `+ application${withApp ? ` ${app}` : ""}${tail}`,
+    UpdateApplication: ({ app }) => `~ application${withApp ? ` ${app}` : ""}${tail}`,
+    CreateChannel: (c) => `+ ${channelText(c, withApp)}${tail}`,
+    UpdateChannel: (c) => `~ ${channelText(c, withApp)}${tail}`,
+    SetFloor: (c) => `${Option.isNone(c.previous) ? "+" : "~"} floor ${c.version} on ${channelText(c, withApp)}${tail}`,
+    RemoveFloor: (c) => `- floor ${c.version} on ${channelText(c, withApp)}`,
+    BlockVersion: (c) => `+ blocked ${c.version} on ${channelText(c, withApp)}`,
+    UnblockVersion: (c) => `- blocked ${c.version} on ${channelText(c, withApp)}`,
+    CreateGroup: ({ group }) => `+ group ${JSON.stringify(group)}${of}${tail}`,
+    UpdateGroup: ({ group }) => `~ group ${JSON.stringify(group)}${of}${tail}`
   })
 }
 

@@ -211,10 +211,10 @@ describe("FleetFile.parse", () => {
 describe("FleetFile.plan", () => {
   const example = parsed("fleet.yaml", readFixture("fleet/fleet.yaml")).file
 
-  it("creates everything on an empty server, applications first and groups last", () => {
+  it("creates everything on an empty server: an application, then its channels, then its groups", () => {
     const { changes, problems } = FleetFile.plan(example, new Map())
     expect(problems).toEqual([])
-    expect(changes.map(FleetFile.describe)).toEqual([
+    expect(changes.map((c) => FleetFile.describe(c))).toEqual([
       `+ application ${flatcar}: name "Flatcar", description "Flatcar Container Linux"`,
       `+ channel "stable" (amd64) of ${flatcar}: color "#2ca02c"`,
       `+ channel "beta" (amd64) of ${flatcar}: color "#ff7f0e"`,
@@ -230,6 +230,27 @@ describe("FleetFile.plan", () => {
     expect(production._tag === "CreateGroup" && Object.keys(production.body.policy).sort()).toEqual(
       ["allowDowngrade", "failureBrake", "maxUpdatesPerPeriod", "periodSeconds", "rolloutPercent", "safeMode", "updateTimeoutSeconds", "updatesEnabled", "windows"]
     )
+  })
+
+  it("plans application by application, and says a change without its application for lines under its id", () => {
+    const file = parsed(
+      "f.yaml",
+      "apps:\n  - id: a\n    name: A\n    channels: [{ name: s, arch: all }]\n    groups: [{ name: g, channel: s }]\n" +
+        "  - id: b\n    name: B\n    channels: [{ name: s, arch: all }]\n"
+    ).file
+    const changes = FleetFile.plan(file, new Map()).changes
+    expect(changes.map((c) => `${c.app} ${c._tag}`)).toEqual([
+      "a CreateApplication",
+      "a CreateChannel",
+      "a CreateGroup",
+      "b CreateApplication",
+      "b CreateChannel"
+    ])
+    expect(changes.map((c) => FleetFile.describe(c, false)).slice(0, 3)).toEqual([
+      `+ application: name "A"`,
+      `+ channel "s" (all)`,
+      `+ group "g": track "g", channel "s"`
+    ])
   })
 
   it("plans nothing once its changes are made (a second apply changes nothing)", () => {
@@ -274,7 +295,7 @@ describe("FleetFile.plan", () => {
         .replace("        description: Canaries, updated first\n", "")
     ).file
     const { changes } = FleetFile.plan(trimmed, state)
-    expect(changes.map(FleetFile.describe)).toEqual([
+    expect(changes.map((c) => FleetFile.describe(c))).toEqual([
       `~ group "beta" of ${flatcar}: description "Canaries, updated first" -> ""`,
       `~ group "production" of ${flatcar}: policy.rolloutPercent 50 -> 100, policy.failureBrake {"minAttempts":5,"ratio":0.2} -> none`
     ])
@@ -302,7 +323,7 @@ describe("FleetFile.plan", () => {
         `        color: "#2ca02c"\n        package: null\n        floors: []\n        blocklist: []\n`
       )
     ).file
-    expect(FleetFile.plan(named, server).changes.slice(0, 3).map(FleetFile.describe)).toEqual([
+    expect(FleetFile.plan(named, server).changes.slice(0, 3).map((c) => FleetFile.describe(c))).toEqual([
       `~ channel "stable" (amd64) of ${flatcar}: package "3815.2.1" -> none`,
       `- floor 3510.2.0 on channel "stable" (amd64) of ${flatcar}`,
       `- blocked 3602.2.0 on channel "stable" (amd64) of ${flatcar}`
@@ -323,7 +344,7 @@ describe("FleetFile.plan", () => {
       packages: [{ version: "1.0.0", arch: "amd64" }]
     }]])
     const { changes } = FleetFile.plan(file, server)
-    expect(changes.map(FleetFile.describe)).toEqual([`~ floor 1.0.0 on channel "s" (amd64) of ${flatcar}: reason "old" -> "new"`])
+    expect(changes.map((c) => FleetFile.describe(c))).toEqual([`~ floor 1.0.0 on channel "s" (amd64) of ${flatcar}: reason "old" -> "new"`])
     expect(changes[0]!._tag === "SetFloor" && Option.getOrNull(changes[0]!.previous)).toBe("old")
   })
 
