@@ -10,6 +10,7 @@ import {
   answerApps,
   clientLayer,
   endless,
+  isCheck,
   onChecks,
   refusedUrl,
   reply,
@@ -265,6 +266,47 @@ describe("OmahaClient failures against a loopback server", () => {
       expect(error.message).toContain("app[1]/machineAlias")
       expect(AppClient.exitCodeOf(error)).toBe(2)
       expect(server.received.length).toBe(0)
+    }))
+
+  it.scopedLive("closing the client without a flush still delivers the error event, retries included", () =>
+    Effect.gen(function*() {
+      // Checks get a malformed answer; the error event's first attempt a 503.
+      let eventAttempts = 0
+      const server = yield* startServer((received) => {
+        if (isCheck(received)) return reply(`<response`)
+        return ++eventAttempts === 1 ? reply("busy", 503) : answerApps(received.request)
+      })
+      const result = yield* Effect.gen(function*() {
+        const app = yield* AppClient.make({ appId, version: "1.0.0" })
+        return yield* Effect.either(app.updateCheck())
+      }).pipe(Effect.provide(clientLayer(server.url, { retry: { baseDelay: "200 millis" } })))
+      // The client's scope is closed and nothing flushed: the event went out anyway.
+      expect(failure(result)).toBeInstanceOf(OmahaClient.MalformedResponse)
+      expect(eventAttempts).toBe(2)
+      expect(errorEvents(server)).toEqual([[3, 0, 31], [3, 0, 31]])
+    }))
+
+  it.scopedLive("closing the client waits at most closeTimeout for queued events, then logs them as dropped", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer((received) => (isCheck(received) ? reply(`<response`) : stall))
+      const logs: Array<string> = []
+      const logger = Logger.make(({ message }) => void logs.push(String(Array.isArray(message) ? message[0] : message)))
+      const started = Date.now()
+      yield* Effect.gen(function*() {
+        const app = yield* AppClient.make({ appId, version: "1.0.0" })
+        yield* Effect.either(app.updateCheck())
+        yield* Effect.promise(() => server.receivedCount(2))
+      }).pipe(
+        Effect.provide(clientLayer(server.url, { closeTimeout: "300 millis" })),
+        Effect.provide(Logger.replace(Logger.defaultLogger, logger))
+      )
+      const elapsed = Date.now() - started
+      expect(elapsed).toBeGreaterThanOrEqual(300)
+      expect(elapsed).toBeLessThan(3000)
+      expect(logs).toEqual([
+        "Omaha event (update complete: error, OmahaRequestXMLParseError (31)) dropped: " +
+        "not delivered within 300ms of closing the client"
+      ])
     }))
 
   it.scopedLive("the wire: POST to /v1/update/ with Content-Type text/xml; charset=utf-8", () =>
