@@ -468,9 +468,11 @@ export const make = (
           if (bytes.every((byte) => byte === 0x20 || byte === 0x09 || byte === 0x0a || byte === 0x0d)) {
             return yield* new EmptyResponse({ url })
           }
-          return yield* Xml.decodeResponse(bytes, limits).pipe(
+          const { value, warnings } = yield* Xml.decodeResponseWithWarnings(bytes, limits).pipe(
             Effect.mapError((error) => new MalformedResponse({ url, reason: error.message }))
           )
+          for (const warning of warnings) yield* Effect.logWarning(`Omaha server ${url}: ${warning}`)
+          return value
         })
       ).pipe(
         Effect.timeoutFail({

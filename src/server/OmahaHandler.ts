@@ -296,9 +296,9 @@ export const makeEndpoint = (options: Options = {}): Effect.Effect<Endpoint, Inv
 
     const answer = (exchange: Exchange, body: Uint8Array): Effect.Effect<Reply> =>
       Effect.gen(function*() {
-        const decoded = yield* Xml.decodeRequest(body, limits).pipe(Effect.either)
+        const decoded = yield* Xml.decodeRequestWithWarnings(body, limits).pipe(Effect.either)
         if (decoded._tag === "Left") return yield* refuse(400, `bad Omaha request: ${decoded.left.message}`)
-        const request = decoded.right
+        const { value: request, warnings } = decoded.right
 
         const base = publicBase ?? requestOrigin(exchange, trusted)
         if (base === undefined) {
@@ -317,7 +317,9 @@ export const makeEndpoint = (options: Options = {}): Effect.Effect<Endpoint, Inv
           Effect.annotateLogs({
             status,
             protocol: request.protocol,
-            apps: served === undefined ? "unsupported protocol" : served.map((s) => s.log)
+            apps: served === undefined ? "unsupported protocol" : served.map((s) => s.log),
+            // What the request's reading gave up (values read as absent, apps skipped).
+            ...(warnings.length === 0 ? {} : { warnings })
           })
         )
         return { status, headers: { "content-type": xmlContentType }, body: xml }

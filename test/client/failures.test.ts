@@ -19,6 +19,7 @@ import {
   type TestServer,
   xml
 } from "./server.js"
+import { readFixture } from "../fixtures.js"
 
 const appId = "{5ca607f8-61b5-4692-90ce-30380ba05a98}"
 
@@ -266,6 +267,31 @@ describe("OmahaClient failures against a loopback server", () => {
       expect(error.message).toContain("app[1]/machineAlias")
       expect(AppClient.exitCodeOf(error)).toBe(2)
       expect(server.received.length).toBe(0)
+    }))
+
+  it.scopedLive("go-omaha's update response: UpdateAvailable, no warning, no error event", () =>
+    Effect.gen(function*() {
+      const answer = readFixture("go-omaha/update-response.xml").replaceAll("{e96281a6-d1af-4bde-9a0a-97b76e56dc57}", appId)
+      const server = yield* startServer(onChecks(() => reply(answer)))
+      const { logs, result } = yield* checkOnce(server.url)
+      expect(Either.getOrThrow(result)).toMatchObject({ _tag: "UpdateAvailable", manifest: { version: "3815.2.1" } })
+      expect(logs).toEqual([])
+      expect(errorEvents(server)).toEqual([])
+    }))
+
+  it.scopedLive("an update check without a status: read as absent with a warning, ResponseInvalid, code 34, error event", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer(onChecks(() =>
+        reply(`<response protocol="3.0"><app appid="${appId}" status="ok"><updatecheck></updatecheck></app></response>`)
+      ))
+      const { logs, result } = yield* checkOnce(server.url)
+      const error = failure(result)
+      expect(error).toMatchObject({ _tag: "ResponseInvalid", reason: "the response has no updatecheck" })
+      expect(AppClient.exitCodeOf(error)).toBe(34)
+      expect(logs).toEqual([
+        `Omaha server ${server.url}/v1/update/: response/app[1]/updatecheck/status: is missing; <updatecheck> skipped`
+      ])
+      expect(errorEvents(server)).toEqual([[3, 0, 34]])
     }))
 
   it.scopedLive("closing the client without a flush still delivers the error event, retries included", () =>

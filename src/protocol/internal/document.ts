@@ -31,17 +31,51 @@ export const declaration = `<?xml version="1.0" encoding="UTF-8"?>`
 // Layout
 // -----------------------------------------------------------------------------
 
-/** A kind of document: its root element and the layout of the class it carries. */
+/**
+ * What becomes of an element whose required attribute is missing or cannot
+ * be read: skipped, or skipped only while another element of its list is
+ * read (otherwise the document is refused).
+ */
+export type Skip = "always" | "whileAnotherRemains"
+
+/** A kind of document: its root element, the layout of the class it carries, and what it can read without. */
 export interface Document {
   readonly root: string
   readonly shape: Shape
+  /** Elements, by their path below the root without positions, that may be skipped (see `tolerance.ts`). */
+  readonly skippable: ReadonlyMap<string, Skip>
 }
 
-/** The `<request>` document. */
-export const requestDocument: Document = { root: "request", shape: compile(Request.ast) }
+/**
+ * The `<request>` document. An `<app>` without an `appid` is skipped while
+ * the request has another app to answer; everything else required (`protocol`,
+ * an event's `eventtype`) refuses the request, as go-omaha refuses it.
+ */
+export const requestDocument: Document = {
+  root: "request",
+  shape: compile(Request.ast),
+  skippable: new Map([["app", "whileAnotherRemains"]])
+}
 
-/** The `<response>` document. */
-export const responseDocument: Document = { root: "response", shape: compile(Response.ast) }
+/**
+ * The `<response>` document. An app without a readable `appid` or `status` is
+ * skipped while another app is read; an update check without a readable
+ * `status` is read as absent, which clients report as an invalid answer
+ * (update_engine's error 34); a `url` without a codebase and an `action`
+ * without an event are skipped. A manifest without a version and a package
+ * without a name refuse the response: skipping either would change what is
+ * installed (a floor left out, another package first).
+ */
+export const responseDocument: Document = {
+  root: "response",
+  shape: compile(Response.ast),
+  skippable: new Map([
+    ["app", "whileAnotherRemains"],
+    ["app/updatecheck", "always"],
+    ["app/updatecheck/urls/url", "always"],
+    ["app/updatecheck/manifest/actions/action", "always"]
+  ])
+}
 const knownAttributes = attributeNames(responseDocument.shape, attributeNames(requestDocument.shape))
 
 // Names the parser refuses outright as object keys; unknown elements with
