@@ -87,6 +87,16 @@ export const decodeResponseWithWarnings = (
 ): Effect.Effect<Decoded<Response>, XmlError> =>
   Effect.suspend(() => Either.mapLeft(Codec.response.read(input, limits), toXmlError))
 
+/**
+ * Keeps the encoding of a protocol instance and reuses it wherever the
+ * instance is encoded again (it is written once per element name and
+ * depth), for parts of documents that repeat: a server's noupdate answer,
+ * an offered update, its day start of the second. Instances are never
+ * changed, so a kept encoding cannot go stale; an answer that changes is a
+ * new instance. The keeping ends with the instance. Returns `instance`.
+ */
+export const keepEncoding: <A extends object>(instance: A) => A = Codec.keepEncoding
+
 /** Decodes a request document (text or UTF-8 bytes) within `limits`. */
 export const decodeRequest = (input: string | Uint8Array, limits: Limits = defaultLimits): Effect.Effect<Request, XmlError> =>
   Effect.suspend(() => Either.mapLeft(Codec.request.decode(input, limits), toXmlError))

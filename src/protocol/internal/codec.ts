@@ -29,7 +29,9 @@ export interface Codec<A> {
   /** {@link decode}, with the warnings. */
   readonly read: (input: string | Uint8Array, limits: Document.DocumentLimits) => Either.Either<Decoded<A>, Problem>
   readonly encode: (value: A) => Either.Either<string, Problem>
-  /** {@link decode} by the schema alone: the reference the fast path must match. */
+  /** {@link encode}, keeping and reusing the writings of the instances in `reuse`. */
+  readonly encodeReusing: (value: A, reuse: Fast.Reuse) => Either.Either<string, Problem>
+  /** {@link decode} by the parser and the schema alone: the reference the fast path must match. */
   readonly decodeBySchema: (input: string | Uint8Array, limits: Document.DocumentLimits) => Either.Either<A, Problem>
   /** {@link read} by the schema alone. */
   readonly readBySchema: (input: string | Uint8Array, limits: Document.DocumentLimits) => Either.Either<Decoded<A>, Problem>
@@ -49,6 +51,16 @@ const fromParseError = (root: string) => (error: ParseResult.ParseError): Proble
 }
 
 const valueOf = <A>(decoded: Decoded<A>): A => decoded.value
+
+// The instances whose writings are kept (see `keepEncoding`).
+const kept: Fast.Reuse = new WeakMap()
+
+/** Keeps the writings of `instance` from now on, for every codec (see `Xml.keepEncoding`). */
+export const keepEncoding = <A extends object>(instance: A): A => {
+  if (!kept.has(instance)) kept.set(instance, new Map())
+  return instance
+}
+const noWarnings: ReadonlyArray<string> = []
 
 /** The codec of a document carrying `schema`; the fast path is compiled here, once. */
 export const make = <A, I>(document: Document.Document, schema: Schema.Schema<A, I>): Codec<A> => {
@@ -74,24 +86,31 @@ export const make = <A, I>(document: Document.Document, schema: Schema.Schema<A,
       (value) => ({ value, warnings: tolerated.right.warnings })
     )
   }
-  const byFastPath = (encoded: Record<string, unknown>): Either.Either<Decoded<A>, Problem> => {
-    const value = fast === undefined ? invalid : fast.decode(encoded)
-    return value !== invalid ? Either.right({ value: value as A, warnings: [] }) : bySchema(encoded)
-  }
   const encodeBySchema = (value: A): Either.Either<string, Problem> =>
     Either.map(Either.mapLeft(encodeSchema(value), onError), write)
-  const read = (input: string | Uint8Array, limits: Document.DocumentLimits) =>
-    Either.flatMap(Document.parseDocument(document, input, limits), byFastPath)
   const readBySchema = (input: string | Uint8Array, limits: Document.DocumentLimits) =>
     Either.flatMap(Document.parseDocument(document, input, limits), bySchema)
+  // The scan builds the encoded object and the fast path the instances. A
+  // refusal of the scan is the parser's too; anything the fast path gives up
+  // on (a value to read as absent, an element to skip, an error to word) is
+  // read again by the parser and the schema, which decide.
+  const read = (input: string | Uint8Array, limits: Document.DocumentLimits): Either.Either<Decoded<A>, Problem> => {
+    if (fast === undefined) return readBySchema(input, limits)
+    const encoded = Document.readDocument(document, input, limits)
+    if (Either.isLeft(encoded)) return Either.left(encoded.left)
+    const value = fast.decode(encoded.right)
+    return value !== invalid ? Either.right({ value: value as A, warnings: noWarnings }) : readBySchema(input, limits)
+  }
+  const encodeReusing = (value: A, reuse: Fast.Reuse | undefined): Either.Either<string, Problem> => {
+    const written = fast === undefined ? invalid : fast.write(value, document.root, "", reuse)
+    return written !== invalid ? Either.right(Document.declaration + "\n" + written) : encodeBySchema(value)
+  }
 
   return {
     decode: (input, limits) => Either.map(read(input, limits), valueOf),
     read,
-    encode: (value) => {
-      const encoded = fast === undefined ? invalid : fast.encode(value)
-      return encoded !== invalid ? Either.right(write(encoded)) : encodeBySchema(value)
-    },
+    encode: (value) => encodeReusing(value, kept),
+    encodeReusing,
     decodeBySchema: (input, limits) => Either.map(readBySchema(input, limits), valueOf),
     readBySchema,
     encodeBySchema

@@ -11,6 +11,8 @@ import { textKey } from "./wire.js"
 /** One element's layout: its attributes, child elements and whether it carries text. */
 export interface Shape {
   readonly attributes: ReadonlyArray<string>
+  /** {@link attributes} as a set, for lookups. */
+  readonly attributeSet: ReadonlySet<string>
   /** The attributes the element cannot go without. */
   readonly required: ReadonlySet<string>
   readonly children: ReadonlyArray<Child>
@@ -55,7 +57,7 @@ export const compile = (ast: SchemaAST.AST): Shape => {
       if (!ps.isOptional) required.add(name)
     }
   }
-  return { attributes, required, children, childByName: new Map(children.map((c) => [c.name, c])), text }
+  return { attributes, attributeSet: new Set(attributes), required, children, childByName: new Map(children.map((c) => [c.name, c])), text }
 }
 
 /** Every attribute name used anywhere below `shape`. */
