@@ -194,6 +194,21 @@ const checkDeclaration = (text: string, first: boolean): string | undefined => {
   return undefined
 }
 
+// Where a processing instruction ends: the first "?>" outside quotes, as the
+// parser reads it (a quote in an instruction's data runs to the next one).
+const piEnd = (xml: string, from: number): number => {
+  for (let i = from; i < xml.length; i++) {
+    const c = xml.charCodeAt(i)
+    if (c === QUOTE || c === APOS) {
+      i = xml.indexOf(c === QUOTE ? "\"" : "'", i + 1)
+      if (i === -1) return -1
+    } else if (c === QUESTION && xml.charCodeAt(i + 1) === GT) {
+      return i
+    }
+  }
+  return -1
+}
+
 /** Scans `xml` (see the module header), reporting what it reads to `builder` if given; never throws. */
 export const scan = (xml: string, limits: ScanLimits, builder?: Builder): ScanResult => {
   const bad = invalidChar.exec(xml)
@@ -245,7 +260,8 @@ export const scan = (xml: string, limits: ScanLimits, builder?: Builder): ScanRe
       continue
     }
     if (next === QUESTION) {
-      const end = xml.indexOf("?>", lt + 2)
+      if (nameAt(xml, lt + 2).length === 0) return refused(lt, "a processing instruction must start with a name")
+      const end = piEnd(xml, lt + 2)
       if (end === -1) return refused(lt, "truncated document: a processing instruction is not closed")
       if (/^<\?xml(?=[\s?])/i.test(xml.slice(lt, lt + 6))) {
         const problem = checkDeclaration(xml.slice(lt, end + 2), lt === 0)
