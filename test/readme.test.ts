@@ -3,9 +3,12 @@ import { HttpServer } from "@effect/platform"
 import { NodeContext } from "@effect/platform-node"
 import { Effect, HashMap, Layer, Logger, Option } from "effect"
 import { AppClient, Platform, Xml } from "effect-omaha"
-import { post } from "./server/support.js"
+import { post, send } from "./server/support.js"
 import { binary, choriaRelease, listing, tempDir, target } from "./updater/support.js"
+import * as ChildProcess from "node:child_process"
+import * as Crypto from "node:crypto"
 import * as Fs from "node:fs"
+import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import { answerApps, clientLayer, startServer } from "./client/server.js"
@@ -24,7 +27,41 @@ const loadExample = async (name: string): Promise<Record<string, unknown>> => {
   return import(file)
 }
 
+/** The shell commands of the README's `sh` blocks: continuation lines joined, comments left out. */
+const shellCommands = (): Array<string> =>
+  [...readme.matchAll(/```sh\n([\s\S]*?)```/g)]
+    .flatMap((block) => block[1]!.replace(/\\\n\s*/g, " ").split("\n"))
+    .map((line) => line.trim())
+    .filter((line) => line !== "" && !line.startsWith("#"))
+
+/** The package's own commands and their bundles (package.json's `bin`). */
+const bins = JSON.parse(Fs.readFileSync(Path.join(root, "package.json"), "utf8")).bin as Record<string, string>
+
 describe("README", () => {
+  it("runs the package's commands the way a clone can, `node dist/bin/<command>.js`, each of whose --help exits 0", () => {
+    const invocations = new Set<string>()
+    for (const line of shellCommands()) {
+      const words = line.split(/\s+/)
+      words.forEach((word, i) => {
+        // `npm run serve-package -- ...` is the package's script, which a clone runs too.
+        if (word in bins && !(words[i - 1] === "run" && words[i - 2] === "npm")) {
+          expect.fail(`${line}: ${word} is not on PATH in a clone; write node ${bins[word]}`)
+        }
+        const name = Object.keys(bins).find((bin) => bins[bin] === word)
+        if (name === undefined) return
+        expect(words[i - 1], line).toBe("node")
+        invocations.add(words[i + 1] === "keygen" ? `${name} keygen` : name)
+      })
+    }
+    expect([...invocations].sort()).toEqual(["serve-package", "update-repo", "update-repo keygen", "update-self"])
+    for (const invocation of invocations) {
+      const [name, ...sub] = invocation.split(" ")
+      const ran = ChildProcess.spawnSync(process.execPath, [bins[name!]!, ...sub, "--help"], { cwd: root, encoding: "utf8" })
+      expect(ran.status, `${invocation} --help: ${ran.stderr}`).toBe(0)
+      expect(ran.stdout.split("\n")[0]).toBe(`${invocation} 0.1.0`)
+    }
+  })
+
   it("documents the two set-up commands", () => {
     expect(readme).toContain("```sh\nnpm ci && npm test\n```")
     expect(readme).toContain(
@@ -66,6 +103,29 @@ describe("README", () => {
         ["error-unknownApplication", undefined]
       ])
     }).pipe(Effect.scoped, Effect.provide(NodeContext.layer)))
+
+  it.live("the payloads example serves stored payloads by hash and name, and nothing else", () =>
+    Effect.gen(function*() {
+      const example = yield* Effect.promise(() => loadExample("payloads"))
+      const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "effect-omaha-readme-payloads-"))
+      yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true })))
+      const bytes = Crypto.randomBytes(100_000)
+      const hash = Crypto.createHash("sha256").update(bytes).digest("hex")
+      Fs.writeFileSync(Path.join(dir, hash), bytes)
+      const known = new Map([[hash, { name: "update.gz", size: bytes.length }]])
+      const server = (example["server"] as (
+        dir: string,
+        known: ReadonlyMap<string, { name: string; size: number }>,
+        port: number
+      ) => Layer.Layer<HttpServer.HttpServer>)(dir, known, 0)
+      const bound = (yield* Effect.provide(HttpServer.HttpServer, yield* Layer.build(server))).address
+      if (bound._tag !== "TcpAddress") throw new Error("expected a TCP address")
+      const base = `http://127.0.0.1:${bound.port}/`
+      const got = yield* Effect.promise(() => send(base, { path: `/packages/${hash}/update.gz` }))
+      expect([got.status, got.headers["etag"], got.body.equals(bytes)]).toEqual([200, `"${hash}"`, true])
+      const other = yield* Effect.promise(() => send(base, { path: `/packages/${hash}/other.gz` }))
+      expect(other.status).toBe(404)
+    }).pipe(Effect.scoped))
 
   it.live("the client example: go-omaha's client example against a trivial server", () =>
     Effect.gen(function*() {
