@@ -521,7 +521,8 @@ const inProgressStatuses: ReadonlySet<Status> = new Set(["granted", "downloading
  * The status an event moves a machine to: 13/1 downloading, 14/1
  * downloaded, 3/1 or 800/1 (Flatcar) installed, 3/2 complete (the version
  * becomes the granted one, the grant finishes complete), any result 0 an
- * error with its code (the grant finishes with an error; 44 is a rollback).
+ * error with its code (the grant finishes with an error; 44 is a rollback);
+ * an absent result is 0, the protocol's default.
  * Undefined when the event moves nothing: other events, and every event of
  * a machine with no update in progress.
  */
@@ -531,7 +532,7 @@ export const eventTransition = (
 ): Transition | undefined => {
   if (!inProgressStatuses.has(state.status)) return undefined
   const type = event.eventType
-  const result = event.eventResult
+  const result = event.eventResult ?? 0
   if (result === 0) {
     const code = event.errorCode === undefined ? undefined : event.errorCode & errorCodeMask
     return {
