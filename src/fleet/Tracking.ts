@@ -228,10 +228,25 @@ export const make = (options: Options = {}): Effect.Effect<TrackingService, neve
         if (queued.size >= maxBatch) wake.unsafeOffer(undefined)
       })
 
+    // A database that is down is said once, and again when it is back.
+    let failing = false
     yield* Effect.raceFirst(Effect.sleep(flushInterval), Queue.take(wake)).pipe(
-      Effect.zipRight(
-        flush.pipe(Effect.catchAll((error) => Effect.logWarning(`writing check-ins failed, will retry: ${error.message}`)))
-      ),
+      Effect.zipRight(flush),
+      Effect.matchEffect({
+        onFailure: (error) =>
+          Effect.zipRight(
+            failing ? Effect.void : Effect.zipRight(
+              Effect.sync(() => (failing = true)),
+              Effect.logWarning(`writing check-ins failed, keeping them for the next try: ${error.message}`, error.cause)
+            ),
+            // A full batch would otherwise retry at once, on every check-in.
+            Effect.sleep(flushInterval)
+          ),
+        onSuccess: () =>
+          failing
+            ? Effect.zipRight(Effect.sync(() => (failing = false)), Effect.logInfo("writing check-ins works again"))
+            : Effect.void
+      }),
       Effect.forever,
       Effect.forkScoped
     )

@@ -488,4 +488,24 @@ describe("FleetUpdater on PostgreSQL", () => {
         { instance_id: "m3", status: "onHold", hold: "on hold: group paused" }
       ])
     }))
+
+  it.scoped("keeps the check-ins of a batch the database refused, and writes them on the next try", () =>
+    Effect.gen(function*() {
+      const { name, sql } = yield* database
+      yield* seed(sql)
+      const { tracking, updater } = yield* replica(name)
+      for (let i = 0; i < 20; i++) yield* check(updater, machineApp(`m${i}`, "3815.2.1"))
+      yield* sql`ALTER TABLE instance_apps RENAME TO instance_apps_away`
+      const refused = yield* Effect.flip(tracking.flush)
+      expect(refused._tag).toBe("SqlError")
+      expect(yield* tracking.pending).toBe(20)
+      // A later check-in of a machine replaces the one kept for it.
+      yield* check(updater, machineApp("m0", "3815.2.2"))
+      yield* sql`ALTER TABLE instance_apps_away RENAME TO instance_apps`
+      yield* tracking.flush
+      expect(yield* tracking.pending).toBe(0)
+      const rows = yield* sql<{ version: string; n: number }>`SELECT version, count(*)::int AS n FROM instance_apps
+        GROUP BY version ORDER BY version`
+      expect(rows).toEqual([{ version: "3815.2.1", n: 19 }, { version: "3815.2.2", n: 1 }])
+    }))
 })
