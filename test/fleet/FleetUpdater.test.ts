@@ -24,7 +24,8 @@ const countingTracer = (inner: Tracer.Tracer) =>
     },
     context: inner.context
   })
-const tracing = Layer.unwrapEffect(Effect.map(Effect.tracer, (inner) => Layer.setTracer(countingTracer(inner))))
+const tracer = countingTracer(Effect.runSync(Effect.tracer))
+const tracing = Layer.setTracer(tracer)
 
 interface Replica {
   readonly updater: Updater.UpdaterService
@@ -122,7 +123,7 @@ const check = (updater: Updater.UpdaterService, app: Request.AppRequest, address
     for (const event of app.events) yield* updater.event(request, app, event, client)
     if (app.ping !== undefined) yield* updater.ping(request, app, client)
     return app.updateCheck === undefined ? undefined : yield* updater.checkUpdate(request, app, client)
-  })
+  }).pipe(Effect.withTracer(tracer))
 
 /** Runs `effect` until `done` holds of its result, waiting 20 ms of real time between runs, for at most 2 s. */
 const eventually = <A, E, R>(effect: Effect.Effect<A, E, R>, done: (a: A) => boolean) =>
@@ -290,8 +291,10 @@ describe("FleetUpdater on PostgreSQL", () => {
       const total = counter.statements - before.statements + 2 * (counter.transactions - before.transactions)
       const [written] = yield* sql`SELECT count(*)::int AS n FROM instance_apps`
       expect(written).toEqual({ n: 10_000 })
-      // The batch of 2,000 starts writing at once, in the background, while checks go on.
-      expect(total).toBeLessThanOrEqual(10)
+      // Each full batch of 2,000 is written at once, in the background, while checks go on:
+      // five statements, and at most one more for what is left when the test flushes.
+      expect(total).toBeGreaterThanOrEqual(5)
+      expect(total).toBeLessThanOrEqual(6)
       expect(during).toBeLessThanOrEqual(total)
     }), { timeout: 120_000 })
 
