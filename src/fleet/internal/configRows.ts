@@ -13,6 +13,16 @@ import { Config } from "../Rollout.js"
 
 const iso = (value: unknown): unknown => (value instanceof Date ? value.toISOString() : value)
 
+// jsonb comes back parsed; a JSON text is read too, whoever wrote it.
+const json = (value: unknown): unknown => {
+  if (typeof value !== "string") return value
+  try {
+    return JSON.parse(value)
+  } catch {
+    return value
+  }
+}
+
 const optional = <K extends string>(name: K, value: unknown): { readonly [P in K]?: unknown } =>
   (value === null || value === undefined ? {} : { [name]: value }) as { readonly [P in K]?: unknown }
 
@@ -44,8 +54,8 @@ export const groupFromRow = (row: any): Either.Either<Group, ParseResult.ParseEr
       safeMode: row.safe_mode,
       rolloutPercent: Number(row.rollout_percent),
       allowDowngrade: row.allow_downgrade,
-      ...optional("failureBrake", row.failure_brake),
-      windows: row.windows ?? []
+      ...optional("failureBrake", json(row.failure_brake)),
+      windows: json(row.windows) ?? []
     },
     paused: row.paused,
     ...optional("pausedReason", row.paused_reason),
@@ -71,7 +81,7 @@ const packageFromRow = (row: any) =>
       ...optional("deadline", row.deadline),
       ...optional("chromeOsVersion", row.chromeos_version)
     },
-    extraFiles: row.extra_files ?? [],
+    extraFiles: json(row.extra_files) ?? [],
     createdAt: iso(row.created_at)
   })
 
