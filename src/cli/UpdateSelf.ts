@@ -9,21 +9,30 @@ import { Command, Options } from "@effect/cli"
 import type { FileSystem, HttpClient } from "@effect/platform"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as NodeContext from "@effect/platform-node/NodeContext"
-import { Cause, Console, type Duration, Effect, Exit, Layer, Match, Option, Ref, Schema } from "effect"
+import { Cause, Console, Duration, Effect, Exit, Layer, Match, Option, Ref, Schema } from "effect"
 import * as AppClient from "../client/AppClient.js"
 import type * as Machine from "../client/Machine.js"
 import * as OmahaClient from "../client/OmahaClient.js"
 import * as UpdateSchedule from "../client/UpdateSchedule.js"
 import { packageVersion } from "../internal/version.js"
 import * as Apply from "../updater/Apply.js"
+import * as Download from "../updater/Download.js"
 import * as OmahaSource from "../updater/OmahaSource.js"
 import * as Progress from "../updater/Progress.js"
 import * as Repository from "../updater/Repository.js"
 import * as Signature from "../updater/Signature.js"
+import * as CommandLine from "./internal/commandLine.js"
 import { type ExitStatusRow, exitStatusHelp } from "./internal/exitStatusHelp.js"
+import { integerAtLeast, withDefault } from "./internal/flags.js"
 import * as LogLines from "./internal/logLines.js"
 import { type Ending, ExitStatus } from "./internal/runCommand.js"
 import { releaseVersion, withReleaseVersion } from "./internal/versionArgument.js"
+
+/** A line on stderr about what update-self is waiting for. */
+const say = (text: string) => Effect.sync(() => void process.stderr.write(`${text}\n`))
+
+/** How long update-self waits, at the end, for its last reports to reach an Omaha server. */
+export const reportTimeout = Duration.seconds(10)
 
 /** Where releases come from, as the command line says. */
 export type SourceConfig =
@@ -45,19 +54,32 @@ export type SourceConfig =
 
 const repositoryOptions = Options.all({
   location: Options.text("repo").pipe(
+    Options.withPseudoName("URL|DIR"),
     Options.withDescription("the repository: an http(s) URL or a directory in choria's layout")
   ),
-  version: Options.text(releaseVersion).pipe(Options.withDescription("the version to install (also given as --version V)"))
+  version: Options.text(releaseVersion).pipe(
+    Options.withPseudoName("VERSION"),
+    Options.withDescription("the version to install (also given as --version VERSION)")
+  )
 }).pipe(Options.map((o) => ({ _tag: "Repository" as const, ...o })))
 
 const omahaOptions = Options.all({
   url: Options.text("omaha").pipe(
-    Options.withDescription("an Omaha server (e.g. serve-package's SERVER= URL); it chooses the version")
+    Options.withPseudoName("URL"),
+    Options.withDescription(
+      "an Omaha server (e.g. serve-package's SERVER= URL); it chooses the version. A request is tried 7 times in all, " +
+        "1, 2, 4, 8, 16 and 32 s apart, each up to 90 s, and each wait is announced on stderr"
+    )
   ),
-  appId: Options.text("app-id").pipe(Options.withDescription("the binary's Omaha app id")),
-  track: Options.text("track").pipe(Options.withDescription("the update track (group) to ask on"), Options.optional),
+  appId: Options.text("app-id").pipe(Options.withPseudoName("ID"), Options.withDescription("the binary's Omaha app id")),
+  track: Options.text("track").pipe(
+    Options.withPseudoName("TRACK"),
+    Options.withDescription("the update track (group) to ask on"),
+    Options.optional
+  ),
   userId: Options.text("user-id").pipe(
-    Options.withDescription("this client's Omaha user id (default: /etc/machine-id)"),
+    Options.withPseudoName("ID"),
+    Options.withDescription("this client's Omaha user id (default: the machine id, /etc/machine-id)"),
     Options.optional
   )
 }).pipe(Options.map((o) => ({ _tag: "Omaha" as const, ...o })))
@@ -97,10 +119,12 @@ export const sourceLayer = (
       : Repository.layerDirectory({ path: config.location, os: settings.os, arch: settings.arch })
   }
   const clientVersion = `update-self-${packageVersion}`
+  // Each wait between tries says why, on a line of its own.
+  const onRetry = (retry: OmahaClient.Retrying) => say(OmahaClient.describeRetry(retry))
   const omaha = Option.match(config.userId, {
-    onSome: (userId) => OmahaClient.layer({ serverUrl: config.url, userId, clientVersion }),
+    onSome: (userId) => OmahaClient.layer({ serverUrl: config.url, userId, clientVersion, onRetry }),
     onNone: () =>
-      OmahaClient.layerMachine({ serverUrl: config.url, clientVersion }).pipe(
+      OmahaClient.layerMachine({ serverUrl: config.url, clientVersion, onRetry }).pipe(
         Layer.catchAll((error: OmahaClient.ConfigError | Machine.IdentityError) =>
           Layer.fail(
             error._tag === "InvalidServerUrl" || error._tag === "MissingUserId"
@@ -116,7 +140,7 @@ export const sourceLayer = (
     version: settings.currentVersion ?? "0.0.0",
     ...Option.match(config.track, { onNone: () => ({}), onSome: (track) => ({ track }) })
   })
-  return OmahaSource.layer({ os: settings.os, arch: settings.arch, timeouts: settings.timeouts }).pipe(
+  return OmahaSource.layer({ os: settings.os, arch: settings.arch, timeouts: settings.timeouts, flushTimeout: reportTimeout }).pipe(
     Layer.provide(app),
     Layer.provide(omaha)
   )
@@ -145,6 +169,7 @@ export const exitStatus: (error: UpdateSelfError) => number = Match.type<UpdateS
     TargetUnavailable: () => 10,
     WriteFailed: () => 10,
     RollbackError: (e) => (e.rolledBack ? 11 : 12),
+    UpdateTimedOut: () => 5,
     InvalidServerUrl: () => ExitStatus.Usage,
     MissingUserId: () => ExitStatus.Usage,
     UserIdUnavailable: () => ExitStatus.Usage,
@@ -166,7 +191,7 @@ const exitCodes: ReadonlyArray<ExitStatusRow> = [
   [ExitStatus.Usage, "usage error (flags; an Omaha URL, app id, track or user id that cannot be used)"],
   [3, "another update of the target is running"],
   [4, "no such release (release.json missing or not HTTP 200)"],
-  [5, "repository or Omaha server unreachable, or download failed (network, timeout, HTTP status)"],
+  [5, "repository or Omaha server unreachable, download failed (network, timeout, HTTP status), or --timeout passed"],
   [6, "invalid release.json or Omaha answer, version or platform"],
   [7, "payload failed verification (hash, size, corrupt or oversized data)"],
   [8, "signature missing or invalid, or unreadable public key"],
@@ -181,38 +206,64 @@ const exitCodes: ReadonlyArray<ExitStatusRow> = [
 export const exitCodesHelp = exitStatusHelp(exitCodes)
 
 const options = {
-  target: Options.text("target").pipe(Options.withDescription("the binary to replace")),
+  target: Options.text("target").pipe(Options.withPseudoName("FILE"), Options.withDescription("the binary to replace")),
   source: sourceOptions,
   currentVersion: Options.text("current-version").pipe(
+    Options.withPseudoName("VERSION"),
     Options.withDescription("the installed version (without it, a target with the release's hash is up to date)"),
     Options.optional
   ),
-  os: Options.text("os").pipe(Options.withDescription("Go's OS name (default: this machine's)"), Options.optional),
-  arch: Options.text("arch").pipe(Options.withDescription("Go's architecture name (default: this machine's)"), Options.optional),
+  os: Options.text("os").pipe(
+    Options.withPseudoName("OS"),
+    Options.withDescription("Go's OS name (default: this machine's)"),
+    Options.optional
+  ),
+  arch: Options.text("arch").pipe(
+    Options.withPseudoName("ARCH"),
+    Options.withDescription("Go's architecture name (default: this machine's)"),
+    Options.optional
+  ),
   publicKey: Options.text("public-key").pipe(
+    Options.withPseudoName("FILE"),
     Options.withDescription("ed25519 public key (PEM); releases without a valid signature are refused"),
     Options.optional
   ),
   allowDowngrade: Options.boolean("allow-downgrade").pipe(Options.withDescription("allow installing an older version")),
   check: Options.text("check").pipe(
+    Options.withPseudoName("COMMAND"),
     Options.withDescription("shell command run after the swap; non-zero exit or timeout restores the old binary"),
     Options.optional
   ),
-  checkTimeout: Options.integer("check-timeout").pipe(
+  checkTimeout: integerAtLeast("check-timeout", 1).pipe(
+    Options.withPseudoName("SECONDS"),
     Options.withDescription("seconds the check may take"),
-    Options.withDefault(30)
+    withDefault(30)
   ),
-  maxSize: Options.integer("max-size").pipe(
+  maxSize: integerAtLeast("max-size", 1).pipe(
+    Options.withPseudoName("MIB"),
     Options.withDescription("largest binary accepted, in MiB, when the release does not say its size"),
-    Options.withDefault(1024)
+    withDefault(1024, "1024 (1 GiB)")
   ),
-  connectTimeout: Options.integer("connect-timeout").pipe(
+  connectTimeout: integerAtLeast("connect-timeout", 1).pipe(
+    Options.withPseudoName("SECONDS"),
     Options.withDescription("seconds to wait for a server's answer"),
-    Options.withDefault(30)
+    withDefault(30)
   ),
-  idleTimeout: Options.integer("idle-timeout").pipe(
-    Options.withDescription("seconds a download may go without data"),
-    Options.withDefault(90)
+  idleTimeout: integerAtLeast("idle-timeout", 1).pipe(
+    Options.withPseudoName("SECONDS"),
+    Options.withDescription(
+      `seconds a download may go without data; a download is tried ${Download.defaultAttempts} times in all, ` +
+        "each resuming where the last stopped, and says every 10 s (or a third of this, if shorter) that it waits"
+    ),
+    withDefault(90)
+  ),
+  timeout: integerAtLeast("timeout", 1).pipe(
+    Options.withPseudoName("SECONDS"),
+    Options.withDescription(
+      "seconds one update may take, from the check to the end of the health check (each check with --watch); " +
+        "past it update-self stops with status 5 and the previous binary in place"
+    ),
+    withDefault(1800, "1800 (30 min)")
   ),
   watch: Options.boolean("watch").pipe(
     Options.withDescription(
@@ -223,6 +274,9 @@ const options = {
 }
 
 type Settings = Command.Command.ParseConfig<typeof options>
+
+/** Seconds between "waiting for data" lines: 10, or a third of the idle timeout when that is shorter (at least 1). */
+const noticeEvery = (idleTimeout: number) => Math.max(1, Math.min(10, Math.floor(idleTimeout / 3)))
 
 // One apply with the command's settings, reporting how it ended on stdout.
 const applyOnce = (o: Settings, currentVersion: string | undefined, installSource: string) =>
@@ -247,7 +301,10 @@ const applyOnce = (o: Settings, currentVersion: string | undefined, installSourc
       allowDowngrade: o.allowDowngrade,
       check: Option.getOrUndefined(Option.map(o.check, (command) => ({ command, timeout: `${o.checkTimeout} seconds` }))),
       maxBytes: o.maxSize * 1024 * 1024,
-      onProgress: progress.onProgress
+      onProgress: progress.onProgress,
+      onWait: (waiting) => progress.notice(Download.describeWaiting(waiting)),
+      noticeEvery: Duration.seconds(noticeEvery(o.idleTimeout)),
+      timeout: Duration.seconds(o.timeout)
     }).pipe(Effect.ensuring(progress.done))
     yield* outcome._tag === "Updated"
       ? Console.log(`updated ${o.target} to ${outcome.release.version} (${outcome.size} bytes)`)
@@ -319,6 +376,6 @@ export const command = Command.make("update-self", options, (o) =>
 
 /** The command's program for `argv` (as `process.argv`), with every service it needs. */
 export const program = (argv: ReadonlyArray<string>) =>
-  Command.run(command, { name: "update-self", version: packageVersion, footer: exitCodesHelp })(withReleaseVersion(argv)).pipe(
+  CommandLine.run(command, { name: "update-self", version: packageVersion, footer: exitCodesHelp })(withReleaseVersion(argv)).pipe(
     Effect.provide(Layer.mergeAll(NodeContext.layer, NodeHttpClient.layer, LogLines.layer("logfmt")))
   )

@@ -3,7 +3,7 @@
  * and the release a source hands to the updater (which binary, for which
  * version and platform, where to fetch it, and what it must hash to).
  */
-import { Effect, Schema } from "effect"
+import { Effect, ParseResult, Schema } from "effect"
 import { Compression } from "./Compression.js"
 
 /** The most a `release.json` may weigh; a real one is a few hundred bytes. */
@@ -11,7 +11,7 @@ export const maxReleaseFileBytes = 64 * 1024
 
 /** Lowercase or uppercase hex of a SHA-256 digest (64 digits). */
 export const Sha256Hex = Schema.String.pipe(
-  Schema.pattern(/^[0-9a-fA-F]{64}$/, { message: () => "expected a SHA-256 digest in hex (64 digits)" })
+  Schema.pattern(/^[0-9a-fA-F]{64}$/, { message: () => "expected 64 hex characters (a SHA-256 digest)" })
 )
 
 /** A file name with no directory part, no leading dot and nothing a shell or URL would treat specially. */
@@ -55,14 +55,21 @@ export class ReleaseInvalid extends Schema.TaggedError<ReleaseInvalid>()("Releas
 
 const decodeFile = Schema.decodeUnknown(Schema.parseJson(ReleaseFile), { errors: "first" })
 
+// The first problem as `field: what is wrong`, on one line (Schema's own report is a tree).
+const firstProblem = (error: ParseResult.ParseError): string => {
+  const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
+  if (issue === undefined) return "unreadable"
+  const message = issue._tag === "Missing" ? "missing" : issue.message.charAt(0).toLowerCase() + issue.message.slice(1)
+  if (issue.path.length > 0) return `${issue.path.join(".")}: ${message}`
+  return issue._tag === "Transformation" ? `not JSON (${message})` : "expected a JSON object"
+}
+
 /** Reads a `release.json` from its bytes, refusing anything over {@link maxReleaseFileBytes}. */
 export const decodeReleaseFile = (bytes: Uint8Array, location: string): Effect.Effect<ReleaseFile, ReleaseInvalid> =>
   bytes.byteLength > maxReleaseFileBytes
     ? Effect.fail(new ReleaseInvalid({ location, reason: `larger than ${maxReleaseFileBytes} bytes` }))
     : decodeFile(new TextDecoder("utf-8", { fatal: false }).decode(bytes)).pipe(
-      Effect.mapError((error) =>
-        new ReleaseInvalid({ location, reason: error.message.split("\n").filter((l) => l.trim() !== "").pop() ?? "" })
-      )
+      Effect.mapError((error) => new ReleaseInvalid({ location, reason: firstProblem(error) }))
     )
 
 /** The JSON text of a `release.json`, as `update-repo` writes it. */
@@ -80,16 +87,25 @@ export class Release extends Schema.Class<Release>("effect-omaha/updater/Release
   name: Schema.String,
   /** Where the payload is: an http(s) URL or a local path. */
   location: Schema.String,
-  /** SHA-256 hex of the binary as installed (after decompression). */
+  /** SHA-256 hex of the binary as installed (after decompression), or of the payload as served (see `hashOf`). */
   sha256: Sha256Hex,
-  /** The binary's size as installed, when the source announces it; it then also caps the download. */
+  /** The binary's size as installed (or the payload's as served), when the source announces it; it then also caps the download. */
   size: Schema.optional(Schema.NonNegativeInt),
   /** The release's ed25519 signature, base64. */
   signature: Schema.optional(Schema.String),
   /**
    * How the payload is encoded, when the source says; otherwise its name and
-   * first bytes decide. An Omaha source says `none`: its hash and size are of
-   * the payload as served, which is then the binary.
+   * first bytes decide (the first bytes alone when `hashOf` is `payload`).
    */
-  compression: Schema.optional(Compression)
+  compression: Schema.optional(Compression),
+  /**
+   * What `sha256`, `sha1` and `size` describe: the binary as installed
+   * (choria's `release.json`; the default), or the payload as served (an
+   * Omaha package), which is checked before what it decodes to is installed.
+   */
+  hashOf: Schema.optional(Schema.Literal("binary", "payload")),
+  /** SHA-1 hex of the payload as served (an Omaha package's `hash`), checked too when present. */
+  sha1: Schema.optional(Schema.String.pipe(
+    Schema.pattern(/^[0-9a-f]{40}$/, { message: () => "expected a SHA-1 digest in lowercase hex (40 digits)" })
+  ))
 }) {}

@@ -13,11 +13,16 @@ export interface Running {
   readonly exited: Promise<number | null>
 }
 
-/** How a command runs: as another user, or with another environment. */
+/** How a command runs: as another user, with another environment, or from a copy of its bundle. */
 export interface SpawnOptions {
   readonly uid?: number
   readonly gid?: number
   readonly env?: NodeJS.ProcessEnv
+  readonly cwd?: string
+  /** The bundle to run instead of `dist/bin/<name>.js` (a copy another user can read). */
+  readonly script?: string
+  /** For {@link run}: kill the command (SIGKILL) if it has not ended after this long; its status is then null. */
+  readonly timeoutMs?: number
 }
 
 /** How a command run ended. */
@@ -29,7 +34,11 @@ export interface Ran {
 
 /** Starts a bundled command with node. */
 export const start = (name: string, args: ReadonlyArray<string>, options: SpawnOptions = {}): Running => {
-  const child = ChildProcess.spawn(process.execPath, [binPath(name), ...args], { stdio: ["ignore", "pipe", "pipe"], ...options })
+  const { script, timeoutMs: _, ...spawnOptions } = options
+  const child = ChildProcess.spawn(process.execPath, [script ?? binPath(name), ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+    ...spawnOptions
+  })
   let out = ""
   let err = ""
   child.stdout.on("data", (c: Buffer) => (out += c.toString("utf8")))
@@ -53,10 +62,11 @@ export const waitFor = async (running: Running, predicate: () => boolean, timeou
 /** Runs a bundled command to its end (asynchronously: a test's server shares this process). */
 export const run = async (name: string, args: ReadonlyArray<string>, options: SpawnOptions = {}): Promise<Ran> => {
   const running = start(name, args, options)
+  const timer = options.timeoutMs === undefined ? undefined : setTimeout(() => running.child.kill("SIGKILL"), options.timeoutMs)
   // "close" rather than "exit": the output is complete only once the pipes are.
   const status = await new Promise<number | null>((resolve, reject) => {
     running.child.on("error", reject)
     running.child.on("close", (code) => resolve(code))
-  })
+  }).finally(() => clearTimeout(timer))
   return { status, stdout: running.stdout(), stderr: running.stderr() }
 }
