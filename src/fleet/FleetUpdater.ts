@@ -11,7 +11,10 @@
  * windows, outside the rollout percentage), costs no database round trip: its
  * check-in is queued for the next batch. Only a machine that needs an update
  * and may get one reaches the database, in the grant transaction, which is
- * committed before the answer is sent.
+ * committed before the answer is sent. Once a transaction finds the group's
+ * period used up, the group's machines are held until its oldest grant
+ * leaves the period with one read each (is this machine granted already?)
+ * instead of a transaction that waits for the group's lock.
  *
  * Payloads: a hosted package is at `packages/<sha256 hex>/<name>` (relative;
  * the endpoint makes it absolute), an external one at its URL (the codebase
@@ -26,15 +29,18 @@ import { Clock, Duration, Effect, Layer, Queue, type Scope, Stream } from "effec
 import type { AppRequest, EventRequest, Request } from "../protocol/Request.js"
 import * as Response from "../protocol/Response.js"
 import { AppRefused, type Client, NoUpdate, Update, Updater, type UpdaterService } from "../server/Updater.js"
+import { configChannel, Notifications } from "./Database.js"
 import { loadConfig } from "./internal/configRows.js"
 import type { Package } from "./Model.js"
 import * as Rollout from "./Rollout.js"
-import { type CheckIn, Tracking } from "./Tracking.js"
+import * as Tracking from "./Tracking.js"
 
-/** How the fleet updater follows the configuration. */
+/** How the fleet updater follows the configuration and batches check-ins. */
 export interface Options {
   /** How often the configuration is read again even without a notification; 30 s by default. */
   readonly pollInterval?: Duration.DurationInput
+  /** How check-ins are batched (for {@link layer}). */
+  readonly tracking?: Tracking.Options
 }
 
 /** Where an answer's packages are: the codebase (a directory, ending in "/") and the package's name in it. */
@@ -118,30 +124,39 @@ export const machineIdOf = (request: Request, app: AppRequest): string | undefin
 }
 
 /**
- * The `Updater` over the fleet's database. `subscribe` listens for changes
- * of the configuration (`Notifications.subscribe("fleet_config")`); it
- * returns once listening, before the first load, so no change is missed.
+ * The `Updater` over the fleet's database, writing through `Tracking`. It
+ * listens on `fleet_config` before the first load, so no change is missed.
  */
 export const make = (
-  subscribe: Effect.Effect<Stream.Stream<string, unknown>, SqlError, Scope.Scope>,
   options: Options = {}
-): Effect.Effect<UpdaterService, SqlError, SqlClient.SqlClient | Tracking | Scope.Scope> =>
+): Effect.Effect<UpdaterService, SqlError, SqlClient.SqlClient | Notifications | Tracking.Tracking | Scope.Scope> =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
-    const tracking = yield* Tracking
+    const tracking = yield* Tracking.Tracking
+    const notifications = yield* Notifications
     const pollInterval = Duration.decode(options.pollInterval ?? Duration.seconds(30))
 
-    const changes = yield* subscribe
+    const changes = yield* notifications.subscribe(configChannel)
     const load = Effect.provideService(loadConfig, SqlClient.SqlClient, sql).pipe(
       Effect.tap(({ skipped }) =>
         Effect.forEach(skipped, (what) => Effect.logWarning(`configuration: left out ${what}`), { discard: true })
       )
     )
     let config = (yield* load).config
+    // Groups whose period's grants are used up, until the oldest leaves the
+    // period: their machines are held without the grant transaction. Grants
+    // only fill a period, so this never holds a machine that could be granted,
+    // unless the policy changed, and a change of configuration forgets it.
+    const periodFull = new Map<string, { readonly until: number; readonly reason: string }>()
     const stale = yield* Queue.sliding<void>(1)
     yield* Queue.take(stale).pipe(
       Effect.zipRight(load),
-      Effect.tap((loaded) => Effect.sync(() => (config = loaded.config))),
+      Effect.tap((loaded) =>
+        Effect.sync(() => {
+          config = loaded.config
+          periodFull.clear()
+        })
+      ),
       Effect.catchAll((error) => Effect.logWarning(`configuration: reading it again failed: ${error.message}`)),
       Effect.forever,
       Effect.forkScoped
@@ -162,7 +177,7 @@ export const make = (
       now: number,
       group: string | undefined,
       arch: string
-    ): CheckIn => ({
+    ): Tracking.CheckIn => ({
       machineId,
       appId: app.appId,
       at: now,
@@ -231,6 +246,14 @@ export const make = (
       const place = Rollout.bucket(machineId, Rollout.rolloutKey(group, target.target.version))
       const gated = Rollout.gate({ group, now, bucket: place })
       if (gated !== undefined) return yield* noUpdate(gated.reason, gated.reason)
+      const full = periodFull.get(group.id)
+      if (full !== undefined && now < full.until) {
+        // Only a machine granted before (the same package again) may pass; one read says.
+        const state = yield* tracking.state(machineId, app.appId).pipe(Effect.either)
+        const resumed = state._tag === "Right" ? Rollout.resume(state.right, group.policy, now, app.version) : undefined
+        if (resumed?._tag === "Fresh") return yield* noUpdate(full.reason, full.reason)
+        if (resumed?._tag === "InProgress") return yield* noUpdate(resumed.reason, resumed.reason)
+      }
       const outcome = yield* tracking.grant({
         checkIn,
         groupId: group.id,
@@ -253,16 +276,20 @@ export const make = (
             ? new NoUpdate({ reason: `the granted package ${outcome.right.grantedVersion} is gone` })
             : updateOf(again, multi)
         }
-        case "Held":
+        case "Held": {
+          const until = outcome.right.until
+          if (until !== undefined && snapshot === config) periodFull.set(group.id, { until, reason: outcome.right.reason })
           return new NoUpdate({ reason: outcome.right.reason })
+        }
       }
     })
 
     return { checkApp, checkUpdate, event, ping } satisfies UpdaterService
   })
 
-/** {@link make} as the server's `Updater`, with its own `Tracking`. */
-export const layerWith = (
-  subscribe: Effect.Effect<Stream.Stream<string, unknown>, SqlError, Scope.Scope>,
-  options: Options = {}
-): Layer.Layer<Updater, SqlError, SqlClient.SqlClient | Tracking> => Layer.scoped(Updater, make(subscribe, options))
+/**
+ * The fleet server's `Updater`, with its own `Tracking`: closing the layer
+ * (a graceful stop) writes the last check-ins.
+ */
+export const layer = (options: Options = {}): Layer.Layer<Updater, SqlError, SqlClient.SqlClient | Notifications> =>
+  Layer.scoped(Updater, make(options)).pipe(Layer.provide(Tracking.layer(options.tracking)))

@@ -75,8 +75,12 @@ export type GrantOutcome =
   | { readonly _tag: "Granted"; readonly grantId: number; readonly version: string }
   /** Granted before and not yet installed: answer the same package again. */
   | { readonly _tag: "Again"; readonly grantedVersion: string }
-  /** On hold, with the reason (recorded on the machine). */
-  | { readonly _tag: "Held"; readonly reason: string }
+  /**
+   * On hold, with the reason (recorded on the machine). `until` is set when
+   * the period's grants are used up: the time the oldest of them leaves the
+   * period, before which no machine of the group can be granted.
+   */
+  | { readonly _tag: "Held"; readonly reason: string; readonly until?: number }
 
 /** An event a machine reported, with what its request says about it. */
 export interface EventReport {
@@ -102,6 +106,8 @@ export interface TrackingService {
   readonly flush: Effect.Effect<void, SqlError>
   /** Applies an event at once. */
   readonly event: (report: EventReport) => Effect.Effect<EventOutcome, SqlError>
+  /** A machine's update state for an app, as `Rollout.resume` reads it (one statement, no lock). */
+  readonly state: (machineId: string, appId: string) => Effect.Effect<Rollout.InstanceState | undefined, SqlError>
   /** The grant transaction; a hold it answers is queued as the machine's check-in. */
   readonly grant: (request: GrantRequest) => Effect.Effect<GrantOutcome, SqlError>
   /** How many check-ins are queued. */
@@ -183,6 +189,12 @@ const columnsOf = (rows: ReadonlyArray<CheckIn>) => [
 /** The time of the group's last automatic stop: the start of the current count of its rollout's attempts. */
 const sinceLastStop = `(SELECT coalesce(max(created_at), '-infinity'::timestamptz) FROM activity
   WHERE group_id = $1::uuid AND kind = 'rolloutBraked')`
+
+const stateOf = (row: any): Rollout.InstanceState => ({
+  status: row.status as Status,
+  grantedVersion: row.granted_version ?? undefined,
+  lastGrant: row.last_grant === null || row.last_grant === undefined ? undefined : new Date(row.last_grant).getTime()
+})
 
 /** Builds the service; the batch writer runs for the scope, and closing the scope writes what is queued. */
 export const make = (options: Options = {}): Effect.Effect<TrackingService, never, SqlClient.SqlClient | Scope.Scope> =>
@@ -384,6 +396,7 @@ export const make = (options: Options = {}): Effect.Effect<TrackingService, neve
            s AS (
              SELECT
                count(*) FILTER (WHERE granted_at > $2)::int AS granted_in_period,
+               min(granted_at) FILTER (WHERE granted_at > $2) AS period_oldest,
                count(*) FILTER (WHERE finished_at IS NULL AND granted_at > $3)::int AS in_progress,
                count(*) FILTER (WHERE version = ANY($4::text[]) AND granted_at > since.t AND finished_at IS NOT NULL)::int AS rollout_finished,
                count(*) FILTER (WHERE version = ANY($4::text[]) AND granted_at > since.t AND outcome = 'error')::int AS rollout_failed,
@@ -403,11 +416,7 @@ export const make = (options: Options = {}): Effect.Effect<TrackingService, neve
           ]
         )
         const resumed = Rollout.resume(
-          s.status === null || s.status === undefined ? undefined : {
-            status: s.status as Status,
-            grantedVersion: s.granted_version ?? undefined,
-            lastGrant: s.last_grant === null ? undefined : new Date(s.last_grant).getTime()
-          },
+          s.status === null || s.status === undefined ? undefined : stateOf(s),
           policy,
           now,
           facts.version
@@ -439,7 +448,10 @@ export const make = (options: Options = {}): Effect.Effect<TrackingService, neve
               ]
             )
           }
-          return { _tag: "Held", reason: decision.reason } as const
+          const full = stats.grantedInPeriod >= policy.maxUpdatesPerPeriod && s.period_oldest !== null
+          return full
+            ? { _tag: "Held", reason: decision.reason, until: new Date(s.period_oldest).getTime() + policy.periodSeconds * 1000 } as const
+            : { _tag: "Held", reason: decision.reason } as const
         }
         const version = Rollout.grantedVersionOf(request.steps)
         const first = stats.rolloutFinished + stats.rolloutInProgress + stats.rolloutTimedOut === 0
@@ -498,11 +510,21 @@ export const make = (options: Options = {}): Effect.Effect<TrackingService, neve
         (outcome) => checkIn({ ...request.checkIn, hold: outcome._tag === "Held" ? outcome.reason : null })
       )
 
+    const state = (machineId: string, appId: string) =>
+      Effect.map(
+        sql.unsafe<any>(`SELECT status, granted_version, last_grant FROM instance_apps WHERE instance_id = $1 AND app_id = $2`, [
+          machineId,
+          appId
+        ]),
+        ([row]): Rollout.InstanceState | undefined => row === undefined ? undefined : stateOf(row)
+      )
+
     return {
       checkIn,
       flush,
       event,
       grant,
+      state,
       pending: Effect.sync(() => queued.size)
     } satisfies TrackingService
   })
