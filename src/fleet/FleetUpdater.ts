@@ -219,7 +219,13 @@ export const make = (
         rolloutVersions: channel === undefined ? [] : Rollout.rolloutVersions(channel)
       }).pipe(
         Effect.catchAll((error) =>
-          Effect.as(Effect.logError(`recording event ${event.eventType}/${event.eventResult} of ${machineId} failed: ${error.message}`), undefined)
+          Effect.as(
+            Effect.logError(
+              `recording event ${event.eventType}/${event.eventResult ?? 0} of ${machineId} failed: ${error.message}`,
+              error.cause
+            ),
+            undefined
+          )
         )
       )
       if (outcome?.braked !== undefined) yield* Effect.logWarning(`group ${group?.name}: ${outcome.braked}; rollout paused`)

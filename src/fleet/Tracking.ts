@@ -398,11 +398,14 @@ export const make = (options: Options = {}): Effect.Effect<TrackingService, neve
                count(*) FILTER (WHERE granted_at > $2)::int AS granted_in_period,
                min(granted_at) FILTER (WHERE granted_at > $2) AS period_oldest,
                count(*) FILTER (WHERE finished_at IS NULL AND granted_at > $3)::int AS in_progress,
-               count(*) FILTER (WHERE version = ANY($4::text[]) AND granted_at > since.t AND finished_at IS NOT NULL)::int AS rollout_finished,
-               count(*) FILTER (WHERE version = ANY($4::text[]) AND granted_at > since.t AND outcome = 'error')::int AS rollout_failed,
-               count(*) FILTER (WHERE version = ANY($4::text[]) AND granted_at > since.t AND finished_at IS NULL AND granted_at > $3)::int AS rollout_in_progress,
-               count(*) FILTER (WHERE version = ANY($4::text[]) AND granted_at > since.t AND finished_at IS NULL AND granted_at <= $3)::int AS rollout_timed_out
-             FROM grants, since WHERE group_id = $1::uuid
+               count(*) FILTER (WHERE mine AND finished_at IS NOT NULL)::int AS rollout_finished,
+               count(*) FILTER (WHERE mine AND outcome = 'error')::int AS rollout_failed,
+               count(*) FILTER (WHERE mine AND finished_at IS NULL AND granted_at > $3)::int AS rollout_in_progress,
+               count(*) FILTER (WHERE mine AND finished_at IS NULL AND granted_at <= $3)::int AS rollout_timed_out
+             FROM (
+               SELECT grants.*, version = ANY($4::text[]) AND granted_at > since.t AS mine FROM grants, since
+               WHERE group_id = $1::uuid
+             ) g
            )
            SELECT s.*, ia.status, ia.granted_version, ia.last_grant
            FROM s LEFT JOIN instance_apps ia ON ia.instance_id = $5 AND ia.app_id = $6`,
