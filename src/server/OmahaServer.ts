@@ -1,11 +1,19 @@
 /**
  * An Omaha server as a Layer: the update endpoint at `/v1/update` and
- * `/v1/update/`, payloads at `/packages/<name>`, a listen address, one log
+ * `/v1/update/`, payloads at `/packages/<name>`, optionally an `HttpApp`
+ * for every other path (an admin API, say), a listen address, one log
  * line per request, and a graceful stop: on interruption (SIGINT/SIGTERM in
  * a command) it stops accepting connections, lets downloads in progress
  * finish for up to `shutdownGrace`, then closes what is left.
  */
-import { HttpServer, type HttpServerError, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import {
+  type HttpApp,
+  type HttpRouter,
+  HttpServer,
+  type HttpServerError,
+  HttpServerRequest,
+  HttpServerResponse
+} from "@effect/platform"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { Duration, Effect, Layer, Runtime } from "effect"
 import * as Http from "node:http"
@@ -24,6 +32,8 @@ export interface Options extends OmahaHandler.Options {
   readonly packages?: PackageFiles.PackageFiles
   /** How long a stop waits for downloads in progress; default 30 seconds. */
   readonly shutdownGrace?: Duration.DurationInput
+  /** What serves the paths that are neither the update endpoint nor payloads; default a plain 404. */
+  readonly app?: HttpApp.Default<unknown, HttpRouter.HttpRouter.DefaultServices>
 }
 
 /** The paths of the update endpoint. */
@@ -118,11 +128,12 @@ export const layer = (
       const endpoint = yield* OmahaHandler.makeEndpoint(options)
       const runtime = yield* Effect.runtime<never>()
       const packages = options.packages
+      const other = options.app ?? Effect.succeed(notFound)
       const rest = yield* NodeHttpServer.makeHandler(
         Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
           packages !== undefined && pathOf(request.url).startsWith(PackageFiles.prefix)
             ? packages.app
-            : Effect.succeed(notFound))
+            : other)
       )
       const update = updateListener(endpoint, runtime)
       const listener = (request: Http.IncomingMessage, response: Http.ServerResponse) =>
