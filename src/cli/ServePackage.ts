@@ -100,7 +100,8 @@ const listenErrors: Record<string, string> = {
   EADDRNOTAVAIL: "the address is not one of this machine's; use 127.0.0.1, 0.0.0.0 or a local address"
 }
 
-const describeServeError = (error: HttpServerError.ServeError): string => {
+/** Why listening failed, in words a user can act on. */
+export const describeServeError = (error: HttpServerError.ServeError): string => {
   const code = (error.cause as { readonly code?: string } | undefined)?.code
   return (code === undefined ? undefined : listenErrors[code]) ?? String((error.cause as Error | undefined)?.message ?? error.cause)
 }

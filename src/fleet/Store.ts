@@ -243,10 +243,13 @@ const sqlState = (error: SqlError.SqlError): string | undefined => {
 const uniqueViolation = "23505"
 
 /** Fails a unique violation of `effect` with `conflict`, leaving other errors as they are. */
-const onUnique = <A, E, R>(effect: Effect.Effect<A, E | SqlError.SqlError, R>, conflict: () => Conflict) =>
+const onUnique = <A, E, R>(
+  effect: Effect.Effect<A, E, R>,
+  conflict: () => Conflict
+): Effect.Effect<A, E | Conflict, R> =>
   Effect.catchIf(
     effect,
-    (e): e is SqlError.SqlError => (e as { _tag?: unknown })._tag === "SqlError" && sqlState(e as SqlError.SqlError) === uniqueViolation,
+    (e: E) => (e as { _tag?: unknown })._tag === "SqlError" && sqlState(e as SqlError.SqlError) === uniqueViolation,
     () => Effect.fail(conflict())
   )
 

@@ -8,13 +8,13 @@ import { NodeContext } from "@effect/platform-node"
 import { SqlClient } from "@effect/sql"
 import { Clock, Context, Effect, Layer, Logger, LogLevel } from "effect"
 import * as Fs from "node:fs"
-import * as Http from "node:http"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import * as Auth from "../../src/fleet/Auth.js"
 import * as Server from "../../src/fleet/Server.js"
 import { Store } from "../../src/fleet/Store.js"
 import * as Updater from "../../src/server/Updater.js"
+import { request } from "./http.js"
 import * as LocalDatabase from "./localDatabase.js"
 
 /** What a test needs of a running fleet server. */
@@ -77,55 +77,6 @@ export const layer = (options: Partial<Server.Options> = {}) =>
     })
   )
 
-/** An answer as a test sees it. */
-export interface Answer {
-  readonly status: number
-  readonly headers: Http.IncomingHttpHeaders
-  readonly text: string
-  readonly json: any
-}
-
-/** One request over a fresh connection. */
-export const request = (
-  base: string,
-  method: string,
-  path: string,
-  options: {
-    readonly token?: string | undefined
-    readonly json?: unknown
-    readonly body?: string | Buffer | undefined
-    readonly headers?: Record<string, string>
-  } = {}
-): Promise<Answer> =>
-  new Promise((resolve, reject) => {
-    const headers: Record<string, string> = { ...options.headers }
-    if (options.token !== undefined) headers["authorization"] = `Bearer ${options.token}`
-    let body = options.body
-    if (options.json !== undefined) {
-      body = JSON.stringify(options.json)
-      headers["content-type"] ??= "application/json"
-    }
-    if (body !== undefined && headers["transfer-encoding"] === undefined) headers["content-length"] ??= String(Buffer.byteLength(body))
-    const req = Http.request(new URL(path, base), { method, headers, agent: false }, (res) => {
-      const chunks: Array<Buffer> = []
-      res.on("data", (c: Buffer) => chunks.push(c))
-      res.on("end", () => {
-        const text = Buffer.concat(chunks).toString("utf8")
-        let json: unknown
-        try {
-          json = text === "" ? undefined : JSON.parse(text)
-        } catch {
-          json = undefined
-        }
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json })
-      })
-      res.on("error", reject)
-    })
-    req.on("error", reject)
-    if (body !== undefined) req.write(body)
-    req.end()
-  })
-
 /** A JSON client for one server and token. */
 export const client = (fleet: Fleet, token: string | undefined) => {
   const call = (method: string, path: string, json?: unknown) =>
@@ -138,6 +89,8 @@ export const client = (fleet: Fleet, token: string | undefined) => {
     del: (path: string) => call("DELETE", path)
   }
 }
+
+export { type Answer, request } from "./http.js"
 
 /** The path segment for an app id (braces and all). */
 export const app = (id: string) => `/api/apps/${encodeURIComponent(id)}`
