@@ -393,7 +393,7 @@ export const fromStore = (error: StoreError | Body.BodyAborted): Effect.Effect<n
       return Effect.fail(new ApiError.Conflict({ message: error.message }))
     case "MissingReference":
       return Effect.fail(new ApiError.MissingReference({ message: error.message }))
-    case "AmbiguousChannel":
+    case "AmbiguousArch":
     case "InvalidInput":
     case "BodyAborted":
       return Effect.fail(new ApiError.InvalidRequest({ message: error.message }))
@@ -625,7 +625,8 @@ const failureResponse = (cause: Cause.Cause<unknown>, request: HttpServerRequest
 
 /**
  * The API's guard around its router: reads and parses JSON bodies within
- * the limit (uploads stream on), and turns every failure into an error body.
+ * the limit (uploads stream on), turns every failure into an error body,
+ * and logs one line per request (method, path, status).
  */
 export const guard = (options: Options = {}) => {
   const limit = options.maxBodyBytes ?? defaultMaxBodyBytes
@@ -657,7 +658,13 @@ export const guard = (options: Options = {}) => {
       })
       return yield* Effect.provideService(app, HttpServerRequest.HttpServerRequest, withBody(request, text, json))
     }).pipe(
-      Effect.catchAllCause((cause) => Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => failureResponse(cause, request)))
+      Effect.catchAllCause((cause) => Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => failureResponse(cause, request))),
+      Effect.tap((response) =>
+        Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
+          Effect.logInfo("api").pipe(
+            Effect.annotateLogs({ method: request.method, path: pathOf(request.url), status: response.status })
+          ))
+      )
     )
 }
 

@@ -5,7 +5,7 @@
  * (a filtered, paged list; one machine with its history and events). It
  * returns the classes of `Model.ts` and fails with typed errors: `NotFound`,
  * `Conflict` (a unique key taken, or a row still in use), `MissingReference`
- * (a channel pointing to a package that does not exist), `AmbiguousChannel`
+ * (a channel pointing to a package that does not exist), `AmbiguousArch`
  * and `InvalidInput`. Writes that belong together run in one transaction;
  * the database's triggers announce every configuration change on
  * `fleet_config`, so the Omaha side's caches follow without help from here.
@@ -86,13 +86,14 @@ export class MissingReference extends Schema.TaggedError<MissingReference>()("Mi
   }
 }
 
-/** A channel named without its arch, when channels of that name exist for several arches. */
-export class AmbiguousChannel extends Schema.TaggedError<AmbiguousChannel>()("AmbiguousChannel", {
-  name: Schema.String,
+/** A package or channel named without its arch, when it exists for several arches. */
+export class AmbiguousArch extends Schema.TaggedError<AmbiguousArch>()("AmbiguousArch", {
+  subject: Subject,
+  key: Schema.String,
   arches: Schema.Array(Schema.String)
 }) {
   override get message(): string {
-    return `channel ${JSON.stringify(this.name)} exists for ${this.arches.join(", ")}: say which arch`
+    return `${this.subject} ${this.key} exists for ${this.arches.join(", ")}: say which arch`
   }
 }
 
@@ -106,7 +107,7 @@ export class InvalidInput extends Schema.TaggedError<InvalidInput>()("InvalidInp
 }
 
 /** Every way a store call can fail. */
-export type StoreError = NotFound | Conflict | MissingReference | AmbiguousChannel | InvalidInput | SqlError.SqlError
+export type StoreError = NotFound | Conflict | MissingReference | AmbiguousArch | InvalidInput | SqlError.SqlError
 
 /** A new application. */
 export interface NewApplication {
@@ -591,13 +592,7 @@ export const make = Effect.gen(function*() {
           key: `${arch === undefined ? version : packageKey(version, arch)} of ${quote(appId)}`
         })
       }
-      if (rows.length > 1) {
-        return yield* new Conflict({
-          subject: "package",
-          key: version,
-          reason: `exists for ${rows.map((r) => r.arch).join(", ")}: say which arch`
-        })
-      }
+      if (rows.length > 1) return yield* new AmbiguousArch({ subject: "package", key: version, arches: rows.map((r) => r.arch) })
       return rows[0]!
     })
 
@@ -704,7 +699,9 @@ export const make = Effect.gen(function*() {
           key: `${key.arch === undefined ? quote(key.name) : channelLabel(key.name, key.arch)} of ${quote(key.appId)}`
         })
       }
-      if (rows.length > 1) return yield* new AmbiguousChannel({ name: key.name, arches: rows.map((r) => r.arch) })
+      if (rows.length > 1) {
+        return yield* new AmbiguousArch({ subject: "channel", key: quote(key.name), arches: rows.map((r) => r.arch) })
+      }
       return rows[0]!
     })
 

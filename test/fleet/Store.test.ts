@@ -115,7 +115,7 @@ suite("Store", (it) => {
       yield* store.createChannel({ appId: "mv", name: "stable", arch: "arm64" })
 
       const ambiguous = yield* failure(store.getChannel({ appId: "mv", name: "stable" }))
-      expect(ambiguous._tag).toBe("AmbiguousChannel")
+      expect(ambiguous._tag).toBe("AmbiguousArch")
       expect(ambiguous.message).toBe(`channel "stable" exists for amd64, arm64: say which arch`)
 
       const key = { appId: "mv", name: "stable", arch: "amd64" } as const
