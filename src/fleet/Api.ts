@@ -27,6 +27,7 @@ import {
 import { HttpApiDecodeError } from "@effect/platform/HttpApiError"
 import { Cause, Effect, Layer, Option, Schema } from "effect"
 import { Readable } from "node:stream"
+import { packageVersion } from "../internal/version.js"
 import * as Version from "../protocol/Version.js"
 import { type InvalidPackageName, isValidName } from "../server/PackageFiles.js"
 import * as ApiError from "./ApiError.js"
@@ -57,6 +58,8 @@ import { Store, type StoreError } from "./Store.js"
 // -- schemas ------------------------------------------------------------------
 
 // Unknown fields are refused, not ignored, in bodies and queries alike.
+// Query schemas carry no identifier: the OpenAPI document lists their
+// fields as parameters only when they are not a reference.
 const strict = { parseOptions: { onExcessProperty: "error" } } as const
 
 /** A version as packages and channels name it (semantic or dotted). */
@@ -153,10 +156,10 @@ export const UploadParams = Schema.Struct({
   metadataSize: optional(Schema.String),
   deadline: optional(Schema.String),
   chromeOsVersion: optional(Schema.String)
-}).annotations({ identifier: "UploadParams", ...strict })
+}).annotations(strict)
 
 /** `?arch=`: which arch, where a version or channel name exists for several. */
-export const ArchParam = Schema.Struct({ arch: optional(Arch) }).annotations({ identifier: "ArchParam", ...strict })
+export const ArchParam = Schema.Struct({ arch: optional(Arch) }).annotations(strict)
 
 /** The body of `POST /api/apps/{app}/channels`. */
 export const CreateChannel = Schema.Struct({
@@ -213,14 +216,14 @@ export const InstanceParams = Schema.Struct({
   lastCheckBefore: optional(Schema.Date),
   page: optional(PositiveIntFromString),
   perPage: optional(PositiveIntFromString.pipe(Schema.lessThanOrEqualTo(1000)))
-}).annotations({ identifier: "InstanceParams", ...strict })
+}).annotations(strict)
 
 /** The query of the activity feed. */
 export const ActivityParams = Schema.Struct({
   app: optional(Schema.String),
   before: optional(PositiveIntFromString),
   limit: optional(PositiveIntFromString.pipe(Schema.lessThanOrEqualTo(1000)))
-}).annotations({ identifier: "ActivityParams", ...strict })
+}).annotations(strict)
 
 /** The body of `POST /api/tokens`. */
 export const CreateToken = Schema.Struct({
@@ -367,6 +370,7 @@ export class FleetApi extends HttpApi.make("fleet")
   .addError(ApiError.MissingReference)
   .addError(ApiError.Internal)
   .annotate(OpenApi.Title, "fleet-server admin API")
+  .annotate(OpenApi.Version, packageVersion)
   .annotate(
     OpenApi.Description,
     "Applications, packages, channels, groups, instances and activity of an effect-omaha fleet server. " +

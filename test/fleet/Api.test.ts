@@ -91,6 +91,17 @@ suite("admin API", (it) => {
       expect(Object.keys(paths["/api/apps/{app}/channels/{name}/floors/{version}"]!).sort()).toEqual(["delete", "put"])
       expect(Object.keys(paths["/api/apps/{app}/groups/{name}/pause"]!)).toEqual(["post"])
       expect(doc.json.components.securitySchemes.bearer).toEqual({ type: "http", scheme: "bearer" })
+      const instances = paths["/api/apps/{app}/instances"]!["get"] as { parameters: Array<{ name: string; in: string }> }
+      expect(instances.parameters.filter((p) => p.in === "query").map((p) => p.name)).toEqual([
+        "group",
+        "status",
+        "version",
+        "lastCheckAfter",
+        "lastCheckBefore",
+        "page",
+        "perPage"
+      ])
+      expect((paths["/health"]!["get"] as { security: Array<unknown> }).security).toEqual([])
       // The framework's decode error is never sent, so the document does not promise it.
       expect(doc.text).not.toContain("HttpApiDecodeError")
       expect(doc.json.components.schemas.InvalidRequest.properties.error).toBeDefined()
