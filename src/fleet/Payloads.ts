@@ -128,7 +128,7 @@ export const make = (options: Options): Effect.Effect<PayloadsService, PayloadSt
       Effect.mapError(storageFailed(directory))
     )
 
-    // Removes a hosted file unless a package still uses it.
+    // Removes a hosted file unless a package still uses it; the caller holds its payload lock.
     const release = (sha256: string) =>
       Effect.flatMap(store.payloadInUse(sha256), (used) =>
         used ? Effect.void : fs.remove(pathOf(sha256)).pipe(
@@ -169,24 +169,26 @@ export const make = (options: Options): Effect.Effect<PayloadsService, PayloadSt
 
         // The body is complete: finish even if the client goes away now, so a
         // renamed file always gets its package row (or is removed again).
-        return yield* Effect.uninterruptible(Effect.gen(function*() {
-          const target = pathOf(facts.sha256)
-          yield* fs.rename(temp, target).pipe(
-            Effect.mapError(storageFailed(target)),
-            Effect.tapError(() => Effect.ignore(fs.remove(temp)))
-          )
-          yield* syncDirectory
-          return yield* store.createPackage({
-            appId: input.appId,
-            version: input.version,
-            arch: input.arch,
-            name: input.name,
-            size: facts.size,
-            sha1: facts.sha1,
-            sha256: facts.sha256,
-            action: input.action
-          }).pipe(Effect.tapError(() => Effect.ignore(release(facts.sha256))))
-        }))
+        // Under the payload's lock, a package deleted elsewhere cannot take
+        // the file away between the rename and the row.
+        const target = pathOf(facts.sha256)
+        return yield* Effect.uninterruptible(store.withPayloadLocks(
+          [facts.sha256],
+          Effect.gen(function*() {
+            yield* fs.rename(temp, target).pipe(Effect.mapError(storageFailed(target)))
+            yield* syncDirectory
+            return yield* store.createPackage({
+              appId: input.appId,
+              version: input.version,
+              arch: input.arch,
+              name: input.name,
+              size: facts.size,
+              sha1: facts.sha1,
+              sha256: facts.sha256,
+              action: input.action
+            }).pipe(Effect.tapError(() => Effect.ignore(release(facts.sha256))))
+          })
+        )).pipe(Effect.tapError(() => Effect.ignore(fs.remove(temp))))
       }).pipe(Effect.withSpan("Payloads.upload"))
 
     const register = (input: NewPackage & { readonly url: string }) =>
@@ -201,15 +203,24 @@ export const make = (options: Options): Effect.Effect<PayloadsService, PayloadSt
 
     const remove = (appId: string, version: string, arch?: Arch) =>
       Effect.gen(function*() {
-        const deleted = yield* store.deletePackage(appId, version, arch)
-        if (deleted.url === undefined) yield* release(deleted.sha256)
-        return deleted
+        const found = yield* store.getPackage(appId, version, arch)
+        return yield* store.withPayloadLocks(
+          found.url === undefined ? [found.sha256] : [],
+          Effect.gen(function*() {
+            const deleted = yield* store.deletePackage(appId, found.version, found.arch)
+            if (deleted.url === undefined) yield* release(deleted.sha256)
+            return deleted
+          })
+        )
       }).pipe(Effect.withSpan("Payloads.remove"))
 
     const removeApplication = (appId: string) =>
       Effect.gen(function*() {
-        const hosted = yield* store.deleteApplication(appId)
-        yield* Effect.forEach(hosted, release, { discard: true })
+        const hosted = yield* store.hostedPayloads(appId)
+        yield* store.withPayloadLocks(
+          hosted,
+          Effect.zipRight(store.deleteApplication(appId), Effect.forEach(hosted, release, { discard: true }))
+        )
       }).pipe(Effect.withSpan("Payloads.removeApplication"))
 
     const resolve = (path: string) =>

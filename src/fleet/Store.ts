@@ -566,6 +566,12 @@ export const make = Effect.gen(function*() {
     return toApplication(rows[0]!)
   })
 
+  /** The SHA-256s (base64) of an application's hosted payloads. */
+  const hostedPayloads = Effect.fn("Store.hostedPayloads")(function*(appId: string) {
+    const rows = yield* sql<{ readonly sha256: string }>`SELECT DISTINCT sha256 FROM packages WHERE app_id = ${appId} AND url IS NULL`
+    return rows.map((r) => r.sha256)
+  })
+
   /** Deletes an application and everything of it; answers the SHA-256s of its hosted payloads. */
   const deleteApplication = Effect.fn("Store.deleteApplication")(function*(id: string) {
     const rows = yield* sql<{ readonly sha256: string }>`WITH hosted AS (
@@ -668,6 +674,24 @@ export const make = Effect.gen(function*() {
       WHERE p.sha256 = ${sha256} AND p.name = ${name} AND p.url IS NULL ORDER BY p.id LIMIT 1`
     return rows.length === 0 ? Option.none<Package>() : Option.some(yield* toPackage(rows[0]!))
   })
+
+  /**
+   * Runs `effect` in a transaction holding a lock on each of these payloads
+   * (base64 SHA-256s), across every process on the database: putting a file
+   * in place with its package row, and removing an unused file after its
+   * last row, then never interleave.
+   */
+  const withPayloadLocks = <A, E, R>(sha256s: ReadonlyArray<string>, effect: Effect.Effect<A, E, R>) =>
+    sql.withTransaction(
+      Effect.zipRight(
+        Effect.forEach(
+          [...new Set(sha256s)].sort(),
+          (sha256) => sql`SELECT pg_advisory_xact_lock(hashtextextended(${`fleet-payload:${sha256}`}, 0))`,
+          { discard: true }
+        ),
+        effect
+      )
+    )
 
   /** Whether any hosted package still uses the payload with this SHA-256 (base64). */
   const payloadInUse = Effect.fn("Store.payloadInUse")(function*(sha256: string) {
@@ -1192,11 +1216,13 @@ export const make = Effect.gen(function*() {
     getApplication,
     updateApplication,
     deleteApplication,
+    hostedPayloads,
     createPackage,
     listPackages,
     getPackage,
     deletePackage,
     hostedPackage,
+    withPayloadLocks,
     payloadInUse,
     createChannel,
     listChannels,
