@@ -3,9 +3,11 @@ import { HttpServer } from "@effect/platform"
 import { NodeContext } from "@effect/platform-node"
 import { Effect, HashMap, Layer, Logger, Option } from "effect"
 import { AppClient, Platform, Xml } from "effect-omaha"
-import { post } from "./server/support.js"
+import { post, send } from "./server/support.js"
 import { binary, choriaRelease, listing, tempDir, target } from "./updater/support.js"
+import * as Crypto from "node:crypto"
 import * as Fs from "node:fs"
+import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import { answerApps, clientLayer, startServer } from "./client/server.js"
@@ -66,6 +68,29 @@ describe("README", () => {
         ["error-unknownApplication", undefined]
       ])
     }).pipe(Effect.scoped, Effect.provide(NodeContext.layer)))
+
+  it.live("the payloads example serves stored payloads by hash and name, and nothing else", () =>
+    Effect.gen(function*() {
+      const example = yield* Effect.promise(() => loadExample("payloads"))
+      const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "effect-omaha-readme-payloads-"))
+      yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true })))
+      const bytes = Crypto.randomBytes(100_000)
+      const hash = Crypto.createHash("sha256").update(bytes).digest("hex")
+      Fs.writeFileSync(Path.join(dir, hash), bytes)
+      const known = new Map([[hash, { name: "update.gz", size: bytes.length }]])
+      const server = (example["server"] as (
+        dir: string,
+        known: ReadonlyMap<string, { name: string; size: number }>,
+        port: number
+      ) => Layer.Layer<HttpServer.HttpServer>)(dir, known, 0)
+      const bound = (yield* Effect.provide(HttpServer.HttpServer, yield* Layer.build(server))).address
+      if (bound._tag !== "TcpAddress") throw new Error("expected a TCP address")
+      const base = `http://127.0.0.1:${bound.port}/`
+      const got = yield* Effect.promise(() => send(base, { path: `/packages/${hash}/update.gz` }))
+      expect([got.status, got.headers["etag"], got.body.equals(bytes)]).toEqual([200, `"${hash}"`, true])
+      const other = yield* Effect.promise(() => send(base, { path: `/packages/${hash}/other.gz` }))
+      expect(other.status).toBe(404)
+    }).pipe(Effect.scoped))
 
   it.live("the client example: go-omaha's client example against a trivial server", () =>
     Effect.gen(function*() {

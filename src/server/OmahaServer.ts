@@ -6,14 +6,7 @@
  * a command) it stops accepting connections, lets downloads in progress
  * finish for up to `shutdownGrace`, then closes what is left.
  */
-import {
-  type HttpApp,
-  type HttpRouter,
-  HttpServer,
-  type HttpServerError,
-  HttpServerRequest,
-  HttpServerResponse
-} from "@effect/platform"
+import { type HttpApp, type HttpRouter, HttpServer, type HttpServerError, HttpServerResponse } from "@effect/platform"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { Duration, Effect, Layer, Runtime } from "effect"
 import * as Http from "node:http"
@@ -28,7 +21,7 @@ export interface Options extends OmahaHandler.Options {
   readonly host: string
   /** Port to listen on; 0 picks a free one (read it from `HttpServer.HttpServer`). */
   readonly port: number
-  /** Payloads to serve under `/packages/`. */
+  /** Payloads to serve under `/packages/`: registered files (`PackageFiles.make`) or resolved ones (`PackageFiles.fromResolver`). */
   readonly packages?: PackageFiles.PackageFiles
   /** How long a stop waits for downloads in progress; default 30 seconds. */
   readonly shutdownGrace?: Duration.DurationInput
@@ -121,23 +114,21 @@ export const layer = (
     )
   )
 
-  // Update checks go to the endpoint on Node directly; payloads and 404s
+  // Update checks and payloads go to their handlers on Node directly; 404s
   // through @effect/platform.
   const serve = Layer.scopedDiscard(
     Effect.gen(function*() {
       const endpoint = yield* OmahaHandler.makeEndpoint(options)
       const runtime = yield* Effect.runtime<never>()
-      const packages = options.packages
-      const other = options.app ?? Effect.succeed(notFound)
-      const rest = yield* NodeHttpServer.makeHandler(
-        Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
-          packages !== undefined && pathOf(request.url).startsWith(PackageFiles.prefix)
-            ? packages.app
-            : other)
-      )
+      const payloads = options.packages === undefined ? undefined : yield* options.packages.listener
+      const rest = yield* NodeHttpServer.makeHandler(options.app ?? Effect.succeed(notFound))
       const update = updateListener(endpoint, runtime)
-      const listener = (request: Http.IncomingMessage, response: Http.ServerResponse) =>
-        updatePaths.has(pathOf(request.url ?? "/")) ? update(request, response) : rest(request, response)
+      const listener = (request: Http.IncomingMessage, response: Http.ServerResponse) => {
+        const path = pathOf(request.url ?? "/")
+        if (updatePaths.has(path)) return update(request, response)
+        if (payloads !== undefined && path.startsWith(PackageFiles.prefix)) return payloads(request, response)
+        return rest(request, response)
+      }
       const server = node!
       yield* Effect.acquireRelease(
         Effect.sync(() => server.on("request", listener)),

@@ -7,12 +7,14 @@
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { Xml } from "effect-omaha"
+import * as ChildProcess from "node:child_process"
 import * as Crypto from "node:crypto"
 import * as Fs from "node:fs"
 import * as Http from "node:http"
 import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
+import { fileURLToPath } from "node:url"
 import { readFixture } from "../fixtures.js"
 import { post, send } from "../server/support.js"
 import { run, type Running, start, waitFor } from "./process.js"
@@ -261,5 +263,76 @@ describe("serve-package failures", () => {
     await waitFor(own, () => own.stdout().includes("SERVER="))
     own.child.kill("SIGTERM")
     expect(await own.exited).toBe(0)
+  })
+})
+
+// The processes below `pid`, read from /proc: [pid, parent, state].
+const processTable = (): Array<[number, number, string]> =>
+  Fs.readdirSync("/proc").filter((name) => /^\d+$/.test(name)).flatMap((name) => {
+    try {
+      const stat = Fs.readFileSync(`/proc/${name}/stat`, "utf8")
+      const [state, parent] = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+      return [[Number(name), Number(parent), state!] as [number, number, string]]
+    } catch {
+      return []
+    }
+  })
+const descendants = (pid: number): Array<number> => {
+  const table = processTable()
+  const found: Array<number> = []
+  const visit = (parent: number) => {
+    for (const [child, p] of table) {
+      if (p === parent) {
+        found.push(child)
+        visit(child)
+      }
+    }
+  }
+  visit(pid)
+  return found
+}
+const running = (pid: number) => processTable().some(([p, , state]) => p === pid && state !== "Z")
+
+describe("npm run serve-package", () => {
+  it("hands SIGTERM on to the server: the port closes and no process is left", async () => {
+    const root = fileURLToPath(new URL("../..", import.meta.url))
+    const npm = ChildProcess.spawn("npm", [
+      "run",
+      "--silent",
+      "serve-package",
+      "--",
+      "--package-file",
+      payloadPath,
+      "--package-version",
+      version,
+      "--listen-address",
+      "127.0.0.1:0"
+    ], { cwd: root, stdio: ["ignore", "pipe", "pipe"] })
+    let out = ""
+    npm.stdout.on("data", (c: Buffer) => (out += c.toString()))
+    npm.stderr.resume()
+    const exited = new Promise((resolve) => npm.on("exit", resolve))
+    const started = Date.now()
+    while (!/^SERVER=\S+$/m.test(out) && Date.now() - started < 20_000) await new Promise((r) => setTimeout(r, 50))
+    const port = Number(new URL(/^SERVER=(\S+)$/m.exec(out)![1]!).port)
+    const tree = descendants(npm.pid!)
+    expect(tree.length).toBeGreaterThan(0)
+    try {
+      npm.kill("SIGTERM")
+      await exited
+      const deadline = Date.now() + 10_000
+      while (tree.some(running) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+      expect(tree.filter(running)).toEqual([])
+      const refused = await new Promise<boolean>((resolve) => {
+        const socket = Net.connect(port, "127.0.0.1", () => {
+          socket.destroy()
+          resolve(false)
+        })
+        socket.on("error", () => resolve(true))
+      })
+      expect(refused).toBe(true)
+    } finally {
+      for (const pid of tree.filter(running)) process.kill(pid, "SIGKILL")
+    }
   })
 })

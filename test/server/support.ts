@@ -2,6 +2,7 @@
 import { HttpServer } from "@effect/platform"
 import { NodeContext } from "@effect/platform-node"
 import { Effect, Layer, Logger, LogLevel, Scope } from "effect"
+import * as Fs from "node:fs"
 import * as Http from "node:http"
 import * as Net from "node:net"
 import * as OmahaServer from "../../src/server/OmahaServer.js"
@@ -106,3 +107,50 @@ export const startServer = (
     if (address._tag !== "TcpAddress") return yield* Effect.die("expected a TCP address")
     return { base: `http://127.0.0.1:${address.port}`, logs }
   }).pipe(Effect.provide(NodeContext.layer))
+
+/**
+ * Opens `connections` connections (10 at a time), pipelines `requests` GETs
+ * of `path` on each, and closes each once `readBytes` have arrived: a client
+ * that gives up on a download with more requests queued behind it.
+ */
+export const pipelinedThenClosed = async (
+  base: string,
+  options: { path: string; connections: number; requests: number; readBytes: number }
+): Promise<void> => {
+  const url = new URL(base)
+  const one = () =>
+    new Promise<void>((resolve, reject) => {
+      const request = `GET ${options.path} HTTP/1.1\r\nHost: ${url.host}\r\n\r\n`
+      const socket = Net.connect(Number(url.port), url.hostname, () => socket.write(request.repeat(options.requests)))
+      let got = 0
+      socket.on("data", (c: Buffer) => {
+        got += c.length
+        if (got >= options.readBytes) socket.destroy()
+      })
+      socket.on("close", () => (got >= options.readBytes ? resolve() : reject(new Error(`closed after ${got} bytes`))))
+      socket.on("error", () => {})
+    })
+  for (let done = 0; done < options.connections; done += 10) {
+    await Promise.all(Array.from({ length: Math.min(10, options.connections - done) }, one))
+  }
+}
+
+/** How many descriptors of process `pid` are open on `path` (Linux). */
+export const openDescriptors = (pid: number | "self", path: string): number =>
+  Fs.readdirSync(`/proc/${pid}/fd`).filter((fd) => {
+    try {
+      return Fs.readlinkSync(`/proc/${pid}/fd/${fd}`) === path
+    } catch {
+      return false
+    }
+  }).length
+
+/** Polls `predicate` every 25 ms until it holds or `timeoutMs` passes; true if it held. */
+export const eventually = async (predicate: () => boolean, timeoutMs = 5_000): Promise<boolean> => {
+  const deadline = Date.now() + timeoutMs
+  while (!predicate()) {
+    if (Date.now() > deadline) return false
+    await new Promise((r) => setTimeout(r, 25))
+  }
+  return true
+}
