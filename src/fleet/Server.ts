@@ -13,6 +13,7 @@ import type { Duration } from "effect"
 import { Effect, Layer } from "effect"
 import type { InvalidBaseUrl } from "../server/OmahaHandler.js"
 import * as OmahaServer from "../server/OmahaServer.js"
+import * as PackageFiles from "../server/PackageFiles.js"
 import type { Updater } from "../server/Updater.js"
 import * as Api from "./Api.js"
 import * as Payloads from "./Payloads.js"
@@ -55,10 +56,13 @@ export const layer = (
       const app = yield* Api.makeApp({
         ...(options.maxBodyBytes === undefined ? {} : { maxBodyBytes: options.maxBodyBytes })
       })
+      const payloads = yield* Payloads.Payloads
+      const packages = yield* PackageFiles.fromResolver(payloads.resolve)
       return OmahaServer.layer({
         host: options.host,
         port: options.port,
         app,
+        packages,
         ...(options.publicBaseUrl === undefined ? {} : { publicBaseUrl: options.publicBaseUrl }),
         ...(options.trustedProxies === undefined ? {} : { trustedProxies: options.trustedProxies }),
         ...(options.shutdownGrace === undefined ? {} : { shutdownGrace: options.shutdownGrace })

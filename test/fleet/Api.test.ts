@@ -482,6 +482,38 @@ suite("admin API", (it) => {
       expect((yield* client(fleet, created.json.token).get("/api/apps")).status).toBe(401)
     }))
 
+  it.effect("hosted payloads are served at /packages/<sha256-hex>/<name>, whole and by range, until deleted", () =>
+    Effect.gen(function*() {
+      const fleet = yield* FleetServer
+      const api = client(fleet, fleet.admin)
+      yield* api.post("/api/apps", { id: "served", name: "Served" })
+      const bytes = Crypto.randomBytes(200 * 1024 + 3)
+      const hex = Crypto.createHash("sha256").update(bytes).digest("hex")
+      expect((yield* upload(fleet, "served", "1.0.0", bytes, "arch=amd64&name=flatcar_production_update.gz")).status).toBe(201)
+      const get = (path: string, headers: Record<string, string> = {}) =>
+        Effect.promise(() =>
+          new Promise<{ status: number; headers: Http.IncomingHttpHeaders; body: Buffer }>((resolve, reject) => {
+            Http.get(new URL(path, fleet.base), { headers, agent: false }, (res) => {
+              const parts: Array<Buffer> = []
+              res.on("data", (c: Buffer) => parts.push(c))
+              res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(parts) }))
+            }).on("error", reject)
+          })
+        )
+      const whole = yield* get(`/packages/${hex}/flatcar_production_update.gz`)
+      expect(whole.status).toBe(200)
+      expect(whole.body.equals(bytes)).toBe(true)
+      expect(whole.headers["etag"]).toBe(`"${hex}"`)
+      const part = yield* get(`/packages/${hex}/flatcar_production_update.gz`, { range: "bytes=100-199" })
+      expect(part.status).toBe(206)
+      expect(part.body.equals(bytes.subarray(100, 200))).toBe(true)
+      expect((yield* get(`/packages/${hex}/update.gz`)).status).toBe(404)
+      expect((yield* get(`/packages/${"0".repeat(64)}/flatcar_production_update.gz`)).status).toBe(404)
+      expect((yield* get(`/packages/${hex}`)).status).toBe(404)
+      expect((yield* api.del(`${app("served")}/packages/1.0.0`)).status).toBe(204)
+      expect((yield* get(`/packages/${hex}/flatcar_production_update.gz`)).status).toBe(404)
+    }))
+
   it.effect("deleting an application removes its hosted payloads", () =>
     Effect.gen(function*() {
       const fleet = yield* FleetServer
