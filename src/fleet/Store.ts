@@ -15,6 +15,7 @@ import { SqlClient, type SqlError } from "@effect/sql"
 import type { Fragment } from "@effect/sql/Statement"
 import { Array as Arr, Clock, Effect, Option, Schema } from "effect"
 import * as Version from "../protocol/Version.js"
+import { sqlState } from "./Database.js"
 import {
   Activity,
   type ActivityKind,
@@ -236,11 +237,6 @@ const quote = (text: string) => JSON.stringify(text)
 const packageKey = (version: string, arch: string) => `${version} (${arch})`
 const channelLabel = (name: string, arch: string) => `${quote(name)} (${arch})`
 
-// SQLSTATE of a failed statement, whichever driver raised it.
-const sqlState = (error: SqlError.SqlError): string | undefined => {
-  const cause = error.cause as { readonly code?: unknown } | undefined
-  return typeof cause?.code === "string" ? cause.code : undefined
-}
 const uniqueViolation = "23505"
 
 /** Fails a unique violation of `effect` with `conflict`, leaving other errors as they are. */

@@ -3,11 +3,11 @@
  * tables, read back through the store and through SQL, and the typed
  * errors for missing rows, taken keys and references to missing packages.
  */
-import { expect, layer } from "@effect/vitest"
 import { SqlClient } from "@effect/sql"
-import { Effect, Layer, Option } from "effect"
+import { expect } from "@effect/vitest"
+import { Effect, Option } from "effect"
 import { Store } from "../../src/fleet/Store.js"
-import * as LocalDatabase from "./localDatabase.js"
+import { describeStores, truncateAll } from "./support.js"
 
 const digest = (n: number) => Buffer.alloc(n === 1 ? 20 : 32, 7).toString("base64")
 
@@ -24,11 +24,13 @@ const pkg = (appId: string, version: string, arch: "amd64" | "arm64" | "all" = "
 
 const failure = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.flip(effect)
 
-const suite = layer(Store.Default.pipe(Layer.provideMerge(LocalDatabase.layer)), { timeout: 60_000 })
+// Each test starts from empty tables, with the store over the suite's database.
+const fresh = <A, E>(effect: Effect.Effect<A, E, Store | SqlClient.SqlClient>) =>
+  Effect.zipRight(truncateAll, effect).pipe(Effect.provide(Store.Default))
 
-suite("Store", (it) => {
+describeStores("Store", (it) => {
   it.effect("applications: create, list, get, patch, delete, and a taken id", () =>
-    Effect.gen(function*() {
+    fresh(Effect.gen(function*() {
       const store = yield* Store
       const created = yield* store.createApplication({ id: "{app-1}", name: "One" })
       expect(created.description).toBe("")
@@ -47,10 +49,10 @@ suite("Store", (it) => {
       expect(missing.message).toBe(`no application "{app-1}"`)
       expect((yield* failure(store.updateApplication("{app-1}", { name: "x" })))._tag).toBe("NotFound")
       expect((yield* failure(store.deleteApplication("{app-1}")))._tag).toBe("NotFound")
-    }))
+    })))
 
   it.effect("packages: facts kept as given, one per version and arch, missing application refused", () =>
-    Effect.gen(function*() {
+    fresh(Effect.gen(function*() {
       const store = yield* Store
       yield* store.createApplication({ id: "pk", name: "Packages" })
       const hosted = yield* store.createPackage({ ...pkg("pk", "1.0.0"), action: { metadataSize: "42" } })
@@ -80,10 +82,10 @@ suite("Store", (it) => {
 
       yield* store.deletePackage("pk", "0.9.0")
       expect((yield* failure(store.getPackage("pk", "0.9.0")))._tag).toBe("NotFound")
-    }))
+    })))
 
   it.effect("channels: a missing package version is a MissingReference and nothing is written", () =>
-    Effect.gen(function*() {
+    fresh(Effect.gen(function*() {
       const store = yield* Store
       const sql = yield* SqlClient.SqlClient
       yield* store.createApplication({ id: "ch", name: "Channels" })
@@ -103,10 +105,10 @@ suite("Store", (it) => {
       const moved = yield* failure(store.updateChannel({ appId: "ch", name: "stable" }, { package: "3.0.0" }))
       expect(moved._tag).toBe("MissingReference")
       expect((yield* store.getChannel({ appId: "ch", name: "stable" })).package).toBe("1.0.0")
-    }))
+    })))
 
   it.effect("channels: moves are recorded as activity; floors and blocklist; packages in use cannot be deleted", () =>
-    Effect.gen(function*() {
+    fresh(Effect.gen(function*() {
       const store = yield* Store
       yield* store.createApplication({ id: "mv", name: "Moves" })
       for (const v of ["1.0.0", "1.5.0", "2.0.0"]) yield* store.createPackage(pkg("mv", v))
@@ -152,10 +154,10 @@ suite("Store", (it) => {
       expect(unblocked.blocklist).toEqual([])
       yield* store.deletePackage("mv", "1.5.0", "amd64")
       expect((yield* store.getChannel(key)).floors.map((f) => f.version)).toEqual(["1.2.0"])
-    }))
+    })))
 
   it.effect("groups: defaults, PATCH merges policy fields, name and track unique, channel must exist", () =>
-    Effect.gen(function*() {
+    fresh(Effect.gen(function*() {
       const store = yield* Store
       const sql = yield* SqlClient.SqlClient
       yield* store.createApplication({ id: "gr", name: "Groups" })
@@ -214,10 +216,10 @@ suite("Store", (it) => {
       yield* store.deleteGroup("gr", "canary")
       yield* store.deleteChannel({ appId: "gr", name: "beta" })
       expect((yield* store.listChannels("gr")).map((c) => c.name)).toEqual(["stable"])
-    }))
+    })))
 
   it.effect("groups: pause and resume are recorded in the activity feed", () =>
-    Effect.gen(function*() {
+    fresh(Effect.gen(function*() {
       const store = yield* Store
       yield* store.createApplication({ id: "pa", name: "Pause" })
       yield* store.createChannel({ appId: "pa", name: "stable", arch: "amd64" })
@@ -238,10 +240,10 @@ suite("Store", (it) => {
       expect(activity[0]!.id).toBeGreaterThan(activity[1]!.id)
       const older = yield* store.listActivity({ appId: "pa", before: activity[0]!.id })
       expect(older.map((a) => a.kind)).toEqual(["rolloutPaused"])
-    }))
+    })))
 
   it.effect("tokens: only the hash is stored; use marks it", () =>
-    Effect.gen(function*() {
+    fresh(Effect.gen(function*() {
       const store = yield* Store
       const sql = yield* SqlClient.SqlClient
       const token = yield* store.createToken({ hash: "ab".repeat(32), role: "viewer", name: "dashboard" })
@@ -254,10 +256,10 @@ suite("Store", (it) => {
       expect(row!.last_used).not.toBeNull()
       yield* store.deleteToken(token.id)
       expect((yield* failure(store.deleteToken(token.id)))._tag).toBe("NotFound")
-    }))
+    })))
 
   it.effect("instances: filters, paging with a total, one machine with history and events, delete", () =>
-    Effect.gen(function*() {
+    fresh(Effect.gen(function*() {
       const store = yield* Store
       const sql = yield* SqlClient.SqlClient
       yield* store.createApplication({ id: "in", name: "Instances" })
@@ -306,10 +308,10 @@ suite("Store", (it) => {
       expect((yield* failure(store.getInstance("in", "m00")))._tag).toBe("NotFound")
       expect(yield* sql`SELECT 1 FROM instances WHERE id = 'm00'`).toHaveLength(0)
       expect(yield* sql`SELECT 1 FROM instance_status_history WHERE instance_id = 'm00'`).toHaveLength(0)
-    }))
+    })))
 
   it.effect("deleting an application answers its hosted payloads and removes everything of it", () =>
-    Effect.gen(function*() {
+    fresh(Effect.gen(function*() {
       const store = yield* Store
       const sql = yield* SqlClient.SqlClient
       yield* store.createApplication({ id: "del", name: "Delete" })
@@ -319,5 +321,5 @@ suite("Store", (it) => {
       expect(yield* store.deleteApplication("del")).toEqual([digest(2)])
       expect(yield* sql`SELECT 1 FROM packages WHERE app_id = 'del'`).toHaveLength(0)
       expect(yield* sql`SELECT 1 FROM channels WHERE app_id = 'del'`).toHaveLength(0)
-    }))
+    })))
 })

@@ -1,5 +1,6 @@
 /**
- * A fleet server in-process on 127.0.0.1 for API tests: a fresh database,
+ * A fleet server in-process on 127.0.0.1 for API tests: a fresh database
+ * (PGlite in memory; the store's own tests run on PostgreSQL too),
  * a temporary payload directory, an admin and a viewer token, logs
  * collected instead of printed, and a JSON client over plain HTTP/1.1.
  */
@@ -15,7 +16,7 @@ import * as Server from "../../src/fleet/Server.js"
 import { Store } from "../../src/fleet/Store.js"
 import * as Updater from "../../src/server/Updater.js"
 import { request } from "./http.js"
-import * as LocalDatabase from "./localDatabase.js"
+import { layerPgliteMemoryTest } from "./memory.js"
 
 /** What a test needs of a running fleet server. */
 export interface Fleet {
@@ -46,7 +47,7 @@ export const layer = (options: Partial<Server.Options> = {}) =>
       const context = yield* Layer.build(
         Server.layer({ host: "127.0.0.1", port: 0, payloadDirectory, ...options }).pipe(
           Layer.provide(Updater.layerNoUpdate),
-          Layer.provideMerge(LocalDatabase.layer),
+          Layer.provideMerge(layerPgliteMemoryTest),
           Layer.provide(NodeContext.layer),
           Layer.provide(Logger.replace(Logger.defaultLogger, logger)),
           Layer.provide(Logger.minimumLogLevel(LogLevel.Debug)),
