@@ -4,11 +4,16 @@
  * aside, then hard-linked into place, which fails if the lock exists), so a
  * reader never sees half a lock. A lock whose holder no longer runs is taken
  * over: its pid is gone, its pid now belongs to a process that started at
- * another time (pids are reused), or it was written before the last boot.
+ * another time (pids are reused), or it was written before the last boot. A
+ * lock that cannot be read is respected while it is young (a writer that
+ * creates the file first and fills it after may be at work) and taken over
+ * once it is older than that.
  */
 import { FileSystem } from "@effect/platform"
-import { Effect, Option, Schema, type Scope } from "effect"
+import { isPlatformError, type PlatformError } from "@effect/platform/Error"
+import { Clock, Effect, Option, Schema, type Scope } from "effect"
 import * as Os from "node:os"
+import { describeFileError } from "./fileError.js"
 
 /** The lock is held by a process that still runs (or by one on another host, which cannot be checked). */
 export class LockHeld extends Schema.TaggedError<LockHeld>()("LockHeld", {
@@ -74,7 +79,11 @@ const isAlive = (pid: number): boolean => {
   }
 }
 
-const reasonOf = (error: { readonly message: string }) => error.message
+const reasonOf = (error: PlatformError | { readonly message: string }) =>
+  isPlatformError(error) ? describeFileError(error) : error.message
+
+/** How long an unreadable lock is respected before it counts as left by a crash. */
+export const unreadableGrace = 10_000
 
 /**
  * Holds the lock at `path` for the current scope, or fails at once with
@@ -145,9 +154,15 @@ export const acquire = (path: string): Effect.Effect<void, LockHeld | LockFailed
       // Released between our attempt and our read: try again.
       if (seen === undefined) continue
       const owner = decodeOwner(seen)
-      // A lock is always written whole, so an unreadable one is not ours to respect.
-      if (Option.isSome(owner) && (owner.value.host !== host || (yield* holds(owner.value)))) {
-        return yield* new LockHeld({ path, pid: owner.value.pid, host: owner.value.host })
+      if (Option.isSome(owner)) {
+        if (owner.value.host !== host || (yield* holds(owner.value))) {
+          return yield* new LockHeld({ path, pid: owner.value.pid, host: owner.value.host })
+        }
+      } else {
+        const info = yield* Effect.option(fs.stat(path))
+        const modified = Option.flatMap(info, (i) => i.mtime)
+        const age = Option.isSome(modified) ? (yield* Clock.currentTimeMillis) - modified.value.getTime() : Infinity
+        if (age < unreadableGrace) return yield* new LockHeld({ path, pid: 0, host: "unknown" })
       }
       yield* takeOver(seen)
     }
