@@ -50,10 +50,20 @@ describe("README", () => {
         const name = Object.keys(bins).find((bin) => bins[bin] === word)
         if (name === undefined) return
         expect(words[i - 1], line).toBe("node")
-        invocations.add(words[i + 1] === "keygen" ? `${name} keygen` : name)
+        const sub = words[i + 1] === "keygen" || words[i + 1] === "serve"
+          ? [words[i + 1]]
+          : words[i + 1] === "token" ? ["token", words[i + 2]] : []
+        invocations.add([name, ...sub].join(" "))
       })
     }
-    expect([...invocations].sort()).toEqual(["serve-package", "update-repo", "update-repo keygen", "update-self"])
+    expect([...invocations].sort()).toEqual([
+      "fleet-server serve",
+      "fleet-server token create",
+      "serve-package",
+      "update-repo",
+      "update-repo keygen",
+      "update-self"
+    ])
     for (const invocation of invocations) {
       const [name, ...sub] = invocation.split(" ")
       const ran = ChildProcess.spawnSync(process.execPath, [bins[name!]!, ...sub, "--help"], { cwd: root, encoding: "utf8" })

@@ -14,13 +14,13 @@ import * as NodeOs from "node:os"
 import * as Path from "node:path"
 import * as Auth from "../fleet/Auth.js"
 import * as Database from "../fleet/Database.js"
+import * as FleetUpdater from "../fleet/FleetUpdater.js"
 import type { Role } from "../fleet/Model.js"
 import * as Payloads from "../fleet/Payloads.js"
 import * as Server from "../fleet/Server.js"
 import { Store } from "../fleet/Store.js"
 import { packageVersion } from "../internal/version.js"
 import * as OmahaHandler from "../server/OmahaHandler.js"
-import * as Updater from "../server/Updater.js"
 import * as CommandLine from "./internal/commandLine.js"
 import { type ExitStatusRow, exitStatusHelp } from "./internal/exitStatusHelp.js"
 import { integerAtLeast, withDefault } from "./internal/flags.js"
@@ -202,14 +202,16 @@ export const serve = (settings: ServeSettings) =>
       shutdownGrace: settings.shutdownGrace * 1000,
       ...(Option.isSome(baseUrl) ? { publicBaseUrl: baseUrl.value } : {})
     }).pipe(
-      Layer.provide(Updater.layerNoUpdate),
+      Layer.provide(FleetUpdater.layer()),
       Layer.provideMerge(databaseLayer(settings)),
       // Nothing exports traces from this command, so request spans would only cost time.
       HttpMiddleware.withTracerDisabledWhen(() => true)
     )
     const context = yield* Layer.build(server).pipe(
       Effect.catchTag("ServeError", (e: HttpServerError.ServeError) =>
-        Effect.fail(new CannotListen({ address: settings.listenAddress, reason: describeServeError(e) })))
+        Effect.fail(new CannotListen({ address: settings.listenAddress, reason: describeServeError(e) }))),
+      // The rollout engine reads the configuration before the server starts.
+      Effect.catchTag("SqlError", (e) => Effect.fail(databaseFailed(e)))
     )
     const address = Context.get(context, HttpServer.HttpServer).address
     const port = address._tag === "TcpAddress" ? address.port : listen.port
@@ -318,7 +320,9 @@ const tokenCreateCommand = Command.make("create", {
 // -- the overview -------------------------------------------------------------
 
 /** `fleet-server --help`: what it is, its commands, and the way from nothing to a machine updating. */
-export const overview = `fleet-server ${packageVersion}: an Omaha update server for a fleet (Flatcar Container Linux or any Omaha client):
+export const overview = `fleet-server ${packageVersion}
+
+An Omaha update server for a fleet (Flatcar Container Linux or any Omaha client):
 applications, channels, groups with rollout policies, packages, and a record of every machine.
 
 USAGE
@@ -330,6 +334,7 @@ FROM NOTHING TO A MACHINE UPDATING
   # 1. A token (before serve: the embedded database is one process's), then the server:
   fleet-server token create --role admin --name me > admin.token
   fleet-server serve --listen-address 0.0.0.0:8000 &
+  until curl -fs http://localhost:8000/health; do sleep 1; done
 
   # 2. The application, the payload, a channel and a group (Flatcar's app id; GROUP=stable machines):
   api() { curl -fsS -H "Authorization: Bearer $(cat admin.token)" -H 'Content-Type: application/json' "$@"; echo; }

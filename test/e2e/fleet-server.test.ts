@@ -13,6 +13,7 @@ import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { Effect, Exit, Scope } from "effect"
+import { Xml } from "effect-omaha"
 import { readFixture } from "../fixtures.js"
 import { describePostgres, freshDatabase } from "../fleet/support.js"
 import { request } from "../fleet/http.js"
@@ -34,6 +35,7 @@ let token: string
 let server: Running
 let base: string
 let endpoint: string
+const payload = Crypto.randomBytes(64 * 1024)
 
 beforeAll(async () => {
   const created = await run("fleet-server", ["token", "create", "--role", "admin", "--name", "e2e", "--data", data])
@@ -76,7 +78,6 @@ describe("fleet-server", () => {
     const auth = { token }
     const made = await request(base, "POST", "/api/apps", { ...auth, json: { id: flatcar, name: "Flatcar" } })
     expect(made.status).toBe(201)
-    const payload = Crypto.randomBytes(64 * 1024)
     const uploaded = await request(base, "PUT", `${appPath}/packages/3815.2.1?arch=amd64&name=update.gz`, { ...auth, body: payload })
     expect(uploaded.status).toBe(201)
     expect(uploaded.json.sha256).toBe(Crypto.createHash("sha256").update(payload).digest("base64"))
@@ -90,12 +91,31 @@ describe("fleet-server", () => {
     expect((await request(base, "GET", `${appPath}/groups/production`, auth)).json.track).toBe("stable")
   })
 
-  it("answers Omaha update checks at the printed SERVER URL", async () => {
-    const check = readFixture("omaha/update-engine/update/request.xml")
+  it("answers Omaha update checks at the printed SERVER URL: unknown apps refused, a machine of the group offered the payload", async () => {
+    const unknown = await post(base, readFixture("omaha/update-engine/update/request.xml"))
+    expect(unknown.status).toBe(400)
+    expect(unknown.text).toContain(`<app appid="{87efface-864d-49a5-9bb3-4b050a7c227a}" status="error-unknownApplication"/>`)
+
+    const check = `<?xml version="1.0" encoding="UTF-8"?>
+<request protocol="3.0" version="update_engine-0.4.10" updaterversion="update_engine-0.4.10" installsource="scheduler" ismachine="1">
+ <os version="Chateau" platform="CoreOS" sp="3815.2.0_x86_64"></os>
+ <app appid="${flatcar}" version="3815.2.0" track="stable" machineid="e2e-machine" board="amd64-usr">
+  <ping active="1"></ping>
+  <updatecheck></updatecheck>
+ </app>
+</request>`
     const reply = await post(base, check)
     expect(reply.status).toBe(200)
-    expect(reply.headers["content-type"]).toBe("text/xml; charset=utf-8")
-    expect(reply.text).toContain(`<app appid="{87efface-864d-49a5-9bb3-4b050a7c227a}" status="ok">`)
+    const response = Effect.runSync(Xml.decodeResponse(reply.text))
+    const update = response.apps[0]!.updateCheck!
+    expect(update.status).toBe("ok")
+    expect(update.manifests[0]!.version).toBe("3815.2.1")
+    const hex = Crypto.createHash("sha256").update(payload).digest("hex")
+    expect(update.urls[0]!.codebase).toBe(new URL(`packages/${hex}/`, base).href)
+    const downloaded = await fetch(new URL(update.manifests[0]!.packages[0]!.name, update.urls[0]!.codebase))
+    expect(Buffer.from(await downloaded.arrayBuffer()).equals(payload)).toBe(true)
+    const machine = await request(base, "GET", `${appPath}/instances/e2e-machine`, { token })
+    expect(machine.json).toMatchObject({ machineId: "e2e-machine", status: "granted", group: "production", version: "3815.2.0" })
   })
 
   it("token create on the data directory while serve holds it: exit 5 with one line, nothing created", async () => {
