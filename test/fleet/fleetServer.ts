@@ -12,6 +12,7 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import * as Auth from "../../src/fleet/Auth.js"
+import type * as Database from "../../src/fleet/Database.js"
 import * as Server from "../../src/fleet/Server.js"
 import { Store } from "../../src/fleet/Store.js"
 import * as Updater from "../../src/server/Updater.js"
@@ -31,8 +32,11 @@ export interface Fleet {
 /** The running server of a test file. */
 export class FleetServer extends Context.Tag("test/FleetServer")<FleetServer, Fleet>() {}
 
-/** Starts a fleet server for the layer's lifetime. */
-export const layer = (options: Partial<Server.Options> = {}) =>
+/** Starts a fleet server for the layer's lifetime, answering update checks with `updater` (never an update, by default). */
+export const layer = (
+  options: Partial<Server.Options> = {},
+  updater: Layer.Layer<Updater.Updater, unknown, SqlClient.SqlClient | Database.Notifications> = Updater.layerNoUpdate
+) =>
   Layer.scoped(
     FleetServer,
     Effect.gen(function*() {
@@ -46,7 +50,7 @@ export const layer = (options: Partial<Server.Options> = {}) =>
       })
       const context = yield* Layer.build(
         Server.layer({ host: "127.0.0.1", port: 0, payloadDirectory, ...options }).pipe(
-          Layer.provide(Updater.layerNoUpdate),
+          Layer.provide(updater),
           Layer.provideMerge(layerPgliteMemoryTest),
           Layer.provide(NodeContext.layer),
           Layer.provide(Logger.replace(Logger.defaultLogger, logger)),
