@@ -137,6 +137,31 @@ describe("README", () => {
       expect(other.status).toBe(404)
     }).pipe(Effect.scoped))
 
+  it.live("the fleet example serves the API and update checks from a data directory", () =>
+    Effect.gen(function*() {
+      const example = yield* Effect.promise(() => loadExample("fleet"))
+      const dir = tempDir()
+      const fleet = (example["fleet"] as (dir: string, port: number) => Layer.Layer<HttpServer.HttpServer>)(dir, 0)
+      const bound = yield* Effect.scoped(Effect.gen(function*() {
+        const context = yield* Layer.build(fleet)
+        const address = (yield* Effect.provide(HttpServer.HttpServer, context)).address
+        if (address._tag !== "TcpAddress") throw new Error("expected a TCP address")
+        const base = `http://127.0.0.1:${address.port}/`
+        const health = yield* Effect.promise(() => fetch(new URL("health", base)))
+        expect(yield* Effect.promise(() => health.json())).toEqual({ status: "ok" })
+        const apps = yield* Effect.promise(() => fetch(new URL("api/apps", base)))
+        expect(apps.status).toBe(401)
+        const check = yield* Effect.promise(() =>
+          post(base, `<request protocol="3.0"><app appid="{unknown}" version="1.0.0"><updatecheck/></app></request>`)
+        )
+        expect(check.text).toContain(`status="error-unknownApplication"`)
+        return address.port
+      }))
+      expect(bound).toBeGreaterThan(0)
+      expect(Fs.existsSync(Path.join(dir, "pgdata"))).toBe(true)
+      Fs.rmSync(dir, { recursive: true })
+    }), 120_000)
+
   it.live("the client example: go-omaha's client example against a trivial server", () =>
     Effect.gen(function*() {
       const example = yield* Effect.promise(() => loadExample("client"))
