@@ -76,3 +76,40 @@ layer(fleetLayer({}, FleetUpdater.layer({ pollInterval: "1 hour" })), { timeout:
       expect(yield* within(1000, offered(fleet.base, "m-3", "3000.0.0"), (v) => v === "4000.0.1")).toBe("4000.0.1")
     }))
 })
+
+layer(
+  fleetLayer(
+    { publicBaseUrl: "https://updates.example.com/fleet/", trustedProxies: ["127.0.0.1"] },
+    FleetUpdater.layer({ pollInterval: "1 hour" })
+  ),
+  { timeout: 60_000 }
+)("fleet server behind a proxy", (it) => {
+  it.effect("codebases start at --base-url; a trusted proxy's X-Forwarded-For is the machine's address", () =>
+    Effect.gen(function*() {
+      const fleet = yield* FleetServer
+      const api = client(fleet, fleet.admin)
+      yield* api.post("/api/apps", { id: flatcar, name: "Flatcar" })
+      const bytes = Crypto.randomBytes(500)
+      yield* Effect.promise(() =>
+        request(fleet.base, "PUT", `${app(flatcar)}/packages/4000.0.0?arch=amd64`, { token: fleet.admin, body: bytes })
+      )
+      yield* api.post(`${app(flatcar)}/channels`, { name: "beta", arch: "amd64", package: "4000.0.0" })
+      yield* api.post(`${app(flatcar)}/groups`, { name: "beta", channel: "beta" })
+      const reply = yield* within(
+        2000,
+        Effect.promise(() => post(fleet.base, check("proxied", "3000.0.0"), { "x-forwarded-for": "198.51.100.7" })),
+        (r) => r.text.includes(`status="ok"`) && r.text.includes("<manifest")
+      )
+      const response = yield* Xml.decodeResponse(reply.text)
+      const hex = Crypto.createHash("sha256").update(bytes).digest("hex")
+      expect(response.apps[0]!.updateCheck!.urls.map((u) => u.codebase)).toEqual([
+        `https://updates.example.com/fleet/packages/${hex}/`
+      ])
+      const machine = yield* within(
+        3000,
+        Effect.promise(() => request(fleet.base, "GET", `${app(flatcar)}/instances/proxied`, { token: fleet.admin })),
+        (r) => r.status === 200 && r.json.ip !== ""
+      )
+      expect(machine.json.ip).toBe("198.51.100.7")
+    }))
+})
