@@ -379,6 +379,20 @@ suite("admin API", (it) => {
       const badVersion = yield* upload(fleet, "strict", "not-a-version", Buffer.from("x"))
       expect(badVersion.status).toBe(400)
       expect(badVersion.json.message).toContain("is not a version")
+      const traversal = yield* upload(fleet, "strict", "1.0.0", Buffer.from("x"), "arch=amd64&name=..%2F..%2Fetc%2Fpasswd")
+      expect(traversal.status).toBe(400)
+      expect(traversal.json.message).toContain("is not a plain file name")
+      const unknownParam = yield* upload(fleet, "strict", "1.0.0", Buffer.from("x"), "arch=amd64&colour=red")
+      expect(unknownParam.status).toBe(400)
+      expect(unknownParam.json.message).toContain("colour: is unexpected")
+      // Refused before its body is read: the connection is closed rather than left to carry the rest.
+      const anonymous = yield* Effect.promise(() =>
+        request(fleet.base, "PUT", `${app("strict")}/packages/1.0.0?arch=amd64`, { body: Buffer.alloc(512 * 1024) })
+      )
+      expect(anonymous.status).toBe(401)
+      expect(anonymous.headers["connection"]).toBe("close")
+      expect(payloadFiles(fleet).filter((f) => f.startsWith("."))).toEqual([])
+      expect(yield* fleet.sql`SELECT 1 FROM packages WHERE app_id = 'strict'`).toHaveLength(0)
     }))
 
   it.effect("oversized JSON bodies are 413 with a JSON error, declared or streamed", () =>
