@@ -6,8 +6,9 @@
  * `parse` reads a file against a strict schema: unknown fields are refused,
  * and every problem is reported with its line, column and field. `plan`
  * compares a parsed file with what a server has and lists the changes that
- * make the server match it, as pure data (`describe` says each in a line);
- * `fleet-server apply` makes them through the admin API.
+ * make the server match it, as pure data (`describe` says each in a line).
+ * `fetchState` asks a server what it has and `makeChange` makes one change,
+ * both through the API client; `fleet-server apply` is the three in a row.
  *
  * What the file says about an object is the whole truth about it: a field
  * left out takes its default (an empty description or colour, the group's
@@ -20,9 +21,10 @@
  * Objects the file does not list are never changed or deleted, and a
  * group's pause (`rollout pause`) is never touched.
  */
-import { Data, Either, Option, ParseResult, Schema } from "effect"
+import { Data, Effect, Either, Option, ParseResult, Schema } from "effect"
 import * as Yaml from "yaml"
 import * as Version from "../protocol/Version.js"
+import * as ApiClient from "./ApiClient.js"
 import {
   Application,
   Arch,
@@ -815,3 +817,48 @@ export const toJson = (change: Change) => {
     : {}
   return { action, subject, app: change.app, ...key, fields: fieldsOf(change) }
 }
+
+// -- talking to a server ------------------------------------------------------
+
+const call = <A, E, R>(client: ApiClient.Client, effect: Effect.Effect<A, E, R>) => ApiClient.normalize(client.server)(effect)
+
+/** What a server has of the applications `file` names, asked through the API client. */
+export const fetchState = (client: ApiClient.Client, file: FleetFile): Effect.Effect<ServerState, ApiClient.ClientError> =>
+  Effect.forEach(file.apps, (app) =>
+    Effect.gen(function*() {
+      const found = yield* call(client, client.apps.getApp({ path: { app: app.id } })).pipe(
+        Effect.map(Option.some),
+        Effect.catchIf((e) => e._tag === "Refused" && e.status === 404, () => Effect.succeed(Option.none()))
+      )
+      if (Option.isNone(found)) return [app.id, { channels: [], groups: [], packages: [] }] as const
+      const path = { path: { app: app.id } }
+      const [channels, groups, packages] = yield* Effect.all([
+        call(client, client.channels.listChannels(path)),
+        call(client, client.groups.listGroups(path)),
+        call(client, client.packages.listPackages(path))
+      ])
+      return [app.id, { application: found.value, channels, groups, packages }] as const
+    }), { concurrency: 4 }).pipe(Effect.map((entries) => new Map<string, ServerApplication>(entries)))
+
+/** Makes one change through the API client. */
+export const makeChange = (client: ApiClient.Client, change: Change): Effect.Effect<void, ApiClient.ClientError> =>
+  call(
+    client,
+    Change.$match(change, {
+      CreateApplication: ({ body }) => client.apps.createApp({ payload: body }),
+      UpdateApplication: ({ app, patch }) => client.apps.updateApp({ path: { app }, payload: patch }),
+      CreateChannel: ({ app, body }) => client.channels.createChannel({ path: { app }, payload: body }),
+      UpdateChannel: ({ app, arch, channel, patch }) =>
+        client.channels.updateChannel({ path: { app, name: channel }, urlParams: { arch }, payload: patch }),
+      SetFloor: ({ app, arch, channel, reason, version }) =>
+        client.channels.setFloor({ path: { app, name: channel, version }, urlParams: { arch }, payload: { reason } }),
+      RemoveFloor: ({ app, arch, channel, version }) =>
+        client.channels.removeFloor({ path: { app, name: channel, version }, urlParams: { arch } }),
+      BlockVersion: ({ app, arch, channel, version }) =>
+        client.channels.blockVersion({ path: { app, name: channel, version }, urlParams: { arch } }),
+      UnblockVersion: ({ app, arch, channel, version }) =>
+        client.channels.unblockVersion({ path: { app, name: channel, version }, urlParams: { arch } }),
+      CreateGroup: ({ app, body }) => client.groups.createGroup({ path: { app }, payload: body }),
+      UpdateGroup: ({ app, group, patch }) => client.groups.updateGroup({ path: { app, name: group }, payload: patch })
+    }) as Effect.Effect<unknown, unknown>
+  ).pipe(Effect.asVoid)
