@@ -108,7 +108,7 @@ export class ApplyStopped extends Schema.TaggedError<ApplyStopped>()("ApplyStopp
 /** Every failure of an admin command. */
 export type AdminError =
   | ApiClient.ClientError
-  | ApiClient.InvalidServerUrl
+  | ApiClient.InvalidApiUrl
   | NoToken
   | TokenFileUnreadable
   | FileUnreadable
@@ -125,7 +125,7 @@ export const adminExitCases: { readonly [K in AdminError["_tag"]]: (error: Extra
   Refused: clientErrorStatus,
   Unreachable: clientErrorStatus,
   UnexpectedAnswer: clientErrorStatus,
-  InvalidServerUrl: () => ExitStatus.Usage,
+  InvalidApiUrl: () => ExitStatus.Usage,
   NoToken: () => AdminExit.Auth,
   TokenFileUnreadable: () => AdminExit.Auth,
   FileUnreadable: () => AdminExit.File,

@@ -170,7 +170,7 @@ const encodePaths = <C>(client: C): C => {
 }
 
 /** The server's URL as given, checked: http or https. */
-export class InvalidServerUrl extends Schema.TaggedError<InvalidServerUrl>()("InvalidServerUrl", {
+export class InvalidApiUrl extends Schema.TaggedError<InvalidApiUrl>()("InvalidApiUrl", {
   url: Schema.String
 }) {
   override get message(): string {
@@ -179,13 +179,13 @@ export class InvalidServerUrl extends Schema.TaggedError<InvalidServerUrl>()("In
 }
 
 /** The server URL as a base for the API: an http(s) URL ending in `/`. */
-export const parseServerUrl = (url: string | URL): Effect.Effect<URL, InvalidServerUrl> =>
+export const parseServerUrl = (url: string | URL): Effect.Effect<URL, InvalidApiUrl> =>
   Effect.suspend(() => {
     const text = String(url)
-    if (!URL.canParse(text)) return Effect.fail(new InvalidServerUrl({ url: text }))
+    if (!URL.canParse(text)) return Effect.fail(new InvalidApiUrl({ url: text }))
     const parsed = new URL(text)
     if ((parsed.protocol !== "http:" && parsed.protocol !== "https:") || parsed.hostname === "") {
-      return Effect.fail(new InvalidServerUrl({ url: text }))
+      return Effect.fail(new InvalidApiUrl({ url: text }))
     }
     parsed.search = ""
     parsed.hash = ""
@@ -299,7 +299,7 @@ export interface Client extends Endpoints {
 }
 
 /** A client of the server in `options`; it needs an `HttpClient` (`NodeHttpClient.layer` on Node). */
-export const make = (options: Options): Effect.Effect<Client, InvalidServerUrl, HttpClient.HttpClient> =>
+export const make = (options: Options): Effect.Effect<Client, InvalidApiUrl, HttpClient.HttpClient> =>
   Effect.gen(function*() {
     const base = yield* parseServerUrl(options.server)
     const server = base.href.replace(/\/$/, "")
@@ -379,7 +379,7 @@ export const make = (options: Options): Effect.Effect<Client, InvalidServerUrl, 
 export class ApiClient extends Context.Tag("effect-omaha/fleet/ApiClient")<ApiClient, Client>() {}
 
 /** {@link ApiClient} for the server in `options`. */
-export const layer = (options: Options): Layer.Layer<ApiClient, InvalidServerUrl, HttpClient.HttpClient> =>
+export const layer = (options: Options): Layer.Layer<ApiClient, InvalidApiUrl, HttpClient.HttpClient> =>
   Layer.effect(ApiClient, make(options))
 
 /** A payload file as an upload's body: its bytes, streamed, and its size; `onSent` hears how many bytes went. */

@@ -75,7 +75,7 @@ describe("FleetAdmin exit statuses", () => {
       refused(403),
       unreachable,
       new ApiClient.UnexpectedAnswer({ server: "s", reason: "r" }),
-      new ApiClient.InvalidServerUrl({ url: "x" }),
+      new ApiClient.InvalidApiUrl({ url: "x" }),
       new FleetAdmin.NoToken(),
       new FleetAdmin.TokenFileUnreadable({ path: "t", reason: "no such file" }),
       new FleetAdmin.FileUnreadable({ path: "f", reason: "no such file" }),
