@@ -23,12 +23,14 @@ export type UpdateRepoError =
   | Version.InvalidVersion
   | Signature.KeyFileInvalid
   | Signature.KeyFileExists
+  | Signature.KeyPathsSame
 
 /** The exit status of each failure (also listed in `--help` and the README). */
 export const exitStatus: (error: UpdateRepoError) => number = Match.type<UpdateRepoError>().pipe(
   Match.tagsExhaustive({
     ReleaseExists: () => 3,
     KeyFileExists: () => 3,
+    KeyPathsSame: () => ExitStatus.Usage,
     BinaryUnavailable: () => 4,
     InvalidName: () => 5,
     InvalidVersion: () => 5,
@@ -46,8 +48,8 @@ export const ending: Ending<UpdateRepoError> = { name: "update-repo", exitStatus
 const exitCodes: ReadonlyArray<ExitStatusRow> = [
   [ExitStatus.Ok, "published (or keys written)"],
   [ExitStatus.Unexpected, "unexpected error"],
-  [ExitStatus.Usage, "usage error"],
-  [3, "the release or key file exists (use --force)"],
+  [ExitStatus.Usage, "usage error (also: keygen given one file for both keys)"],
+  [3, "the release or key file exists (use --force; a file holding a private key never gets the public key)"],
   [4, "the binary cannot be read"],
   [5, "invalid version, OS, architecture or binary name"],
   [6, "unreadable or wrong signing key"],
@@ -68,7 +70,10 @@ const publish = Command.make("update-repo", {
   force: Options.boolean("force").pipe(Options.withDescription("overwrite an existing release")),
   signKey: Options.text("sign-key").pipe(Options.withDescription("ed25519 private key (PEM) to sign with"), Options.optional),
   compression: Options.choice("compression", ["bz2", "gzip", "none"] as const).pipe(
-    Options.withDescription("payload compression (bz2 needs the bzip2 command)"),
+    Options.withDescription(
+      "payload compression (default bz2, which needs the bzip2 command); choria's own updater applies bz2 only, " +
+        "so gzip and none releases are for update-self"
+    ),
     Options.withDefault("bz2" as Compression.Compression)
   )
 }, (o) =>

@@ -9,13 +9,14 @@ import { Command, Options } from "@effect/cli"
 import type { FileSystem, HttpClient } from "@effect/platform"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as NodeContext from "@effect/platform-node/NodeContext"
-import { Cause, Console, type Duration, Effect, Exit, Layer, Match, Option, Ref, Schema } from "effect"
+import { Cause, Console, Duration, Effect, Exit, Layer, Match, Option, Ref, Schema } from "effect"
 import * as AppClient from "../client/AppClient.js"
 import type * as Machine from "../client/Machine.js"
 import * as OmahaClient from "../client/OmahaClient.js"
 import * as UpdateSchedule from "../client/UpdateSchedule.js"
 import { packageVersion } from "../internal/version.js"
 import * as Apply from "../updater/Apply.js"
+import * as Download from "../updater/Download.js"
 import * as OmahaSource from "../updater/OmahaSource.js"
 import * as Progress from "../updater/Progress.js"
 import * as Repository from "../updater/Repository.js"
@@ -24,6 +25,12 @@ import { type ExitStatusRow, exitStatusHelp } from "./internal/exitStatusHelp.js
 import * as LogLines from "./internal/logLines.js"
 import { type Ending, ExitStatus } from "./internal/runCommand.js"
 import { releaseVersion, withReleaseVersion } from "./internal/versionArgument.js"
+
+/** A line on stderr about what update-self is waiting for. */
+const say = (text: string) => Effect.sync(() => void process.stderr.write(`${text}\n`))
+
+/** How long update-self waits, at the end, for its last reports to reach an Omaha server. */
+export const reportTimeout = Duration.seconds(10)
 
 /** Where releases come from, as the command line says. */
 export type SourceConfig =
@@ -52,7 +59,10 @@ const repositoryOptions = Options.all({
 
 const omahaOptions = Options.all({
   url: Options.text("omaha").pipe(
-    Options.withDescription("an Omaha server (e.g. serve-package's SERVER= URL); it chooses the version")
+    Options.withDescription(
+      "an Omaha server (e.g. serve-package's SERVER= URL); it chooses the version. A request is tried 7 times in all, " +
+        "1, 2, 4, 8, 16 and 32 s apart, each up to 90 s, and each wait is announced on stderr"
+    )
   ),
   appId: Options.text("app-id").pipe(Options.withDescription("the binary's Omaha app id")),
   track: Options.text("track").pipe(Options.withDescription("the update track (group) to ask on"), Options.optional),
@@ -97,10 +107,12 @@ export const sourceLayer = (
       : Repository.layerDirectory({ path: config.location, os: settings.os, arch: settings.arch })
   }
   const clientVersion = `update-self-${packageVersion}`
+  // Each wait between tries says why, on a line of its own.
+  const onRetry = (retry: OmahaClient.Retrying) => say(OmahaClient.describeRetry(retry))
   const omaha = Option.match(config.userId, {
-    onSome: (userId) => OmahaClient.layer({ serverUrl: config.url, userId, clientVersion }),
+    onSome: (userId) => OmahaClient.layer({ serverUrl: config.url, userId, clientVersion, onRetry }),
     onNone: () =>
-      OmahaClient.layerMachine({ serverUrl: config.url, clientVersion }).pipe(
+      OmahaClient.layerMachine({ serverUrl: config.url, clientVersion, onRetry }).pipe(
         Layer.catchAll((error: OmahaClient.ConfigError | Machine.IdentityError) =>
           Layer.fail(
             error._tag === "InvalidServerUrl" || error._tag === "MissingUserId"
@@ -116,7 +128,7 @@ export const sourceLayer = (
     version: settings.currentVersion ?? "0.0.0",
     ...Option.match(config.track, { onNone: () => ({}), onSome: (track) => ({ track }) })
   })
-  return OmahaSource.layer({ os: settings.os, arch: settings.arch, timeouts: settings.timeouts }).pipe(
+  return OmahaSource.layer({ os: settings.os, arch: settings.arch, timeouts: settings.timeouts, flushTimeout: reportTimeout }).pipe(
     Layer.provide(app),
     Layer.provide(omaha)
   )
@@ -145,6 +157,7 @@ export const exitStatus: (error: UpdateSelfError) => number = Match.type<UpdateS
     TargetUnavailable: () => 10,
     WriteFailed: () => 10,
     RollbackError: (e) => (e.rolledBack ? 11 : 12),
+    UpdateTimedOut: () => 5,
     InvalidServerUrl: () => ExitStatus.Usage,
     MissingUserId: () => ExitStatus.Usage,
     UserIdUnavailable: () => ExitStatus.Usage,
@@ -166,7 +179,7 @@ const exitCodes: ReadonlyArray<ExitStatusRow> = [
   [ExitStatus.Usage, "usage error (flags; an Omaha URL, app id, track or user id that cannot be used)"],
   [3, "another update of the target is running"],
   [4, "no such release (release.json missing or not HTTP 200)"],
-  [5, "repository or Omaha server unreachable, or download failed (network, timeout, HTTP status)"],
+  [5, "repository or Omaha server unreachable, download failed (network, timeout, HTTP status), or --timeout passed"],
   [6, "invalid release.json or Omaha answer, version or platform"],
   [7, "payload failed verification (hash, size, corrupt or oversized data)"],
   [8, "signature missing or invalid, or unreadable public key"],
@@ -203,7 +216,7 @@ const options = {
     Options.withDefault(30)
   ),
   maxSize: Options.integer("max-size").pipe(
-    Options.withDescription("largest binary accepted, in MiB, when the release does not say its size"),
+    Options.withDescription("largest binary accepted, in MiB, when the release does not say its size (default 1024, 1 GiB)"),
     Options.withDefault(1024)
   ),
   connectTimeout: Options.integer("connect-timeout").pipe(
@@ -211,8 +224,19 @@ const options = {
     Options.withDefault(30)
   ),
   idleTimeout: Options.integer("idle-timeout").pipe(
-    Options.withDescription("seconds a download may go without data"),
+    Options.withDescription(
+      `seconds a download may go without data (default 90); a download is tried ${Download.defaultAttempts} times in all, ` +
+        "each resuming where the last stopped, and says every 10 s (or a third of this, if shorter) that it waits"
+    ),
     Options.withDefault(90)
+  ),
+  timeout: Options.integer("timeout").pipe(
+    Options.withDescription(
+      "seconds one update may take, from the check to the end of the health check (default 1800, 30 min; " +
+        "each check with --watch); past it update-self stops with status 5 and the previous binary in place"
+    ),
+    Options.withDefault(1800),
+    Options.filterMap((n) => (n > 0 ? Option.some(n) : Option.none()), "--timeout must be a positive number of seconds")
   ),
   watch: Options.boolean("watch").pipe(
     Options.withDescription(
@@ -223,6 +247,9 @@ const options = {
 }
 
 type Settings = Command.Command.ParseConfig<typeof options>
+
+/** Seconds between "waiting for data" lines: 10, or a third of the idle timeout when that is shorter (at least 1). */
+const noticeEvery = (idleTimeout: number) => Math.max(1, Math.min(10, Math.floor(idleTimeout / 3)))
 
 // One apply with the command's settings, reporting how it ended on stdout.
 const applyOnce = (o: Settings, currentVersion: string | undefined, installSource: string) =>
@@ -247,7 +274,10 @@ const applyOnce = (o: Settings, currentVersion: string | undefined, installSourc
       allowDowngrade: o.allowDowngrade,
       check: Option.getOrUndefined(Option.map(o.check, (command) => ({ command, timeout: `${o.checkTimeout} seconds` }))),
       maxBytes: o.maxSize * 1024 * 1024,
-      onProgress: progress.onProgress
+      onProgress: progress.onProgress,
+      onWait: (waiting) => progress.notice(Download.describeWaiting(waiting)),
+      noticeEvery: Duration.seconds(noticeEvery(o.idleTimeout)),
+      timeout: Duration.seconds(o.timeout)
     }).pipe(Effect.ensuring(progress.done))
     yield* outcome._tag === "Updated"
       ? Console.log(`updated ${o.target} to ${outcome.release.version} (${outcome.size} bytes)`)

@@ -106,6 +106,11 @@ export const exitCodeOf: (error: ClientError) => number = Match.type<ClientError
 export const sendsErrorEvent = (error: CheckError): boolean =>
   error._tag !== "AppStatusError" && error._tag !== "UpdateCheckError" && error._tag !== "InvalidRequest"
 
+/** Whether a failed request had retries to spend (and spent them): the server is unreachable or failing. */
+const isExhausted = (error: CheckError): boolean =>
+  error._tag === "NetworkError" || error._tag === "RequestTimeout" || error._tag === "HttpStatusError" &&
+    OmahaClient.retryableStatuses.has(error.status)
+
 // -----------------------------------------------------------------------------
 // Events
 // -----------------------------------------------------------------------------
@@ -221,14 +226,22 @@ export const make = (
           events: parts.events ?? []
         }, true))
 
+    const sendEvent = (event: Request.EventRequest, sendOptions?: OmahaClient.SendOptions) =>
+      Effect.gen(function*() {
+        const request = yield* omaha.makeRequest([yield* appRequest({ events: [event] })])
+        return yield* omaha.enqueue(request, appId, sendOptions)
+      })
     const event = Effect.fn("AppClient.event")(function*(event: Request.EventRequest) {
-      const request = yield* omaha.makeRequest([yield* appRequest({ events: [event] })])
-      return yield* omaha.enqueue(request, appId)
+      return yield* sendEvent(event)
     })
 
+    // A request that failed after all its retries (the server unreachable or
+    // failing) gets one try for its error event: the retries were just spent.
     const reportFailure = <A, E extends CheckError, R>(effect: Effect.Effect<A, E, R>) =>
       Effect.tapError(effect, (error) =>
-        sendsErrorEvent(error) ? Effect.asVoid(event(ExitCode.errorEvent(exitCodeOf(error)))) : Effect.void)
+        sendsErrorEvent(error)
+          ? Effect.asVoid(sendEvent(ExitCode.errorEvent(exitCodeOf(error)), isExhausted(error) ? { tries: 1 } : undefined))
+          : Effect.void)
 
     const invalid = (reason: string) => new OmahaClient.ResponseInvalid({ url: omaha.url, appId, reason })
 

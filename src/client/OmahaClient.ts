@@ -232,6 +232,37 @@ export interface Options {
   readonly maxResponseBytes?: number
   /** Events waiting to be sent before `event` waits for room; default 64. */
   readonly eventQueueCapacity?: number
+  /** Told before each wait between attempts (a program shows it while it waits); by default a warning is logged. */
+  readonly onRetry?: (retry: Retrying) => Effect.Effect<void>
+}
+
+/** An attempt failed and another follows after `delay`. */
+export interface Retrying {
+  readonly url: string
+  /** What the failed attempt ran into. */
+  readonly error: RequestError
+  /** The attempt that follows, counted from 1, and the tries in all. */
+  readonly attempt: number
+  readonly tries: number
+  readonly delay: Duration.Duration
+}
+
+const seconds = (millis: number): string => `${Number((millis / 1000).toFixed(2))} s`
+
+/** One line for a retry: `Omaha server unreachable, retrying in 4 s (attempt 3 of 7)`. */
+export const describeRetry = (retry: Retrying): string => {
+  const what = retry.error._tag === "RequestTimeout"
+    ? `Omaha server did not answer within ${seconds(retry.error.timeoutMillis)}`
+    : retry.error._tag === "HttpStatusError"
+    ? `Omaha server answered HTTP ${retry.error.status}`
+    : "Omaha server unreachable"
+  return `${what}, retrying in ${seconds(Duration.toMillis(retry.delay))} (attempt ${retry.attempt} of ${retry.tries})`
+}
+
+/** How one request is sent, where it differs from the client's settings. */
+export interface SendOptions {
+  /** Attempts in all, in place of the retry policy's `tries`. */
+  readonly tries?: number
 }
 
 /** Request attributes that change from one request to the next. */
@@ -254,11 +285,12 @@ export interface OmahaClientService {
     options?: RequestOptions
   ) => Effect.Effect<Request.Request>
   /** One round trip, retried as the policy says. */
-  readonly send: (request: Request.Request) => Effect.Effect<Response.Response, RequestError>
+  readonly send: (request: Request.Request, options?: SendOptions) => Effect.Effect<Response.Response, RequestError>
   /** One round trip, answered for `appId` with `app@status="ok"`. */
   readonly sendApp: (
     request: Request.Request,
-    appId: string
+    appId: string,
+    options?: SendOptions
   ) => Effect.Effect<Response.AppResponse, AppRequestError>
   /**
    * Queues `sendApp` to run in the background, after everything queued
@@ -268,7 +300,8 @@ export interface OmahaClientService {
    */
   readonly enqueue: (
     request: Request.Request,
-    appId: string
+    appId: string,
+    options?: SendOptions
   ) => Effect.Effect<Effect.Effect<void, AppRequestError>>
   /** Waits until everything queued so far has been sent (or has failed). */
   readonly flush: Effect.Effect<void>
@@ -381,7 +414,7 @@ export const make = (
     const os = options.os ?? Request.localOs()
     const timeout = Duration.decode(options.timeout ?? defaultTimeout)
     const policy: RetryPolicy = { ...defaultRetryPolicy, ...options.retry }
-    const schedule = retrySchedule(policy)
+    const onRetry = options.onRetry ?? ((retry: Retrying) => Effect.logWarning(describeRetry(retry)))
     const maxBytes = options.maxResponseBytes ?? defaultMaxResponseBytes
     const limits: Xml.Limits = { ...Xml.defaultLimits, maxBytes }
 
@@ -470,19 +503,37 @@ export const make = (
         })
       )
 
-    const send = Effect.fn("OmahaClient.send")(function*(request: Request.Request) {
+    const send = Effect.fn("OmahaClient.send")(function*(request: Request.Request, sendOptions: SendOptions = {}) {
       const body = yield* Xml.encodeRequest(request).pipe(
         Effect.mapError((error) => new InvalidRequest({ reason: error.message }))
       )
+      const tries = sendOptions.tries ?? policy.tries
       const attempts = yield* Ref.make(0)
+      const failed = yield* Ref.make(Option.none<RequestError>())
+      // Each wait is announced before it starts, with what the last attempt ran into.
+      const schedule = retrySchedule({ ...policy, tries }).pipe(
+        Schedule.delays,
+        Schedule.onDecision((delay, decision) =>
+          decision._tag === "Done" ? Effect.void : Effect.flatMap(
+            Effect.all([Ref.get(attempts), Ref.get(failed)]),
+            ([attempt, error]) =>
+              Option.isNone(error) ? Effect.void : onRetry({ url, error: error.value, attempt: attempt + 1, tries, delay })
+          )
+        )
+      )
       return yield* Ref.updateAndGet(attempts, (n) => n + 1).pipe(
         Effect.flatMap((attempt) => attemptOnce(body, attempt)),
+        Effect.tapError((error) => Ref.set(failed, Option.some(error))),
         Effect.retry(schedule)
       )
     })
 
-    const sendApp = Effect.fn("OmahaClient.sendApp")(function*(request: Request.Request, appId: string) {
-      const response = yield* send(request)
+    const sendApp = Effect.fn("OmahaClient.sendApp")(function*(
+      request: Request.Request,
+      appId: string,
+      sendOptions?: SendOptions
+    ) {
+      const response = yield* send(request, sendOptions)
       const app = Response.findApp(response, appId)
       if (app === undefined) {
         return yield* new ResponseInvalid({ url, appId, reason: `the response has no app ${appId}` })
@@ -537,7 +588,8 @@ export const make = (
       makeRequest,
       send,
       sendApp,
-      enqueue: (request, appId) => offer(describeRequest(request), Effect.asVoid(sendApp(request, appId))),
+      enqueue: (request, appId, sendOptions) =>
+        offer(describeRequest(request), Effect.asVoid(sendApp(request, appId, sendOptions))),
       flush: Effect.flatten(offer("flush", Effect.void)).pipe(Effect.ignore),
       claimAppId
     } satisfies OmahaClientService

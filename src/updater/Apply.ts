@@ -60,6 +60,32 @@ export class RollbackError extends Schema.TaggedError<RollbackError>()("Rollback
   }
 }
 
+/** What an apply was doing, for messages. */
+export const Step = Schema.Literal("checking", "downloading", "installing", "health check")
+
+/** What an apply was doing. */
+export type Step = typeof Step.Type
+
+const stepWords: Record<Step, string> = {
+  checking: "checking for an update",
+  downloading: "downloading",
+  installing: "installing",
+  "health check": "running the health check"
+}
+
+/** The apply did not finish within its time limit; it stopped there and put the previous binary back. */
+export class UpdateTimedOut extends Schema.TaggedError<UpdateTimedOut>()("UpdateTimedOut", {
+  target: Schema.String,
+  timeoutMillis: Schema.Number,
+  step: Step
+}) {
+  override get message(): string {
+    return `the update of ${this.target} did not finish within ${this.timeoutMillis / 1000} s (it was ${
+      stepWords[this.step]
+    }); stopped, and the previous binary is in place`
+  }
+}
+
 /** Every way an apply can fail. */
 export type ApplyError =
   | Repository.ResolveError
@@ -77,6 +103,7 @@ export type ApplyError =
   | DowngradeRefused
   | TargetUnavailable
   | RollbackError
+  | UpdateTimedOut
 
 /** The update_engine exit code an Omaha source reports for each failure (event 3/0). */
 export const updateEngineCode: (error: ApplyError) => number = Match.type<ApplyError>().pipe(
@@ -96,7 +123,13 @@ export const updateEngineCode: (error: ApplyError) => number = Match.type<ApplyE
     UpdateLocked: () => Code.Error,
     DowngradeRefused: () => Code.OmahaUpdateIgnoredPerPolicy,
     TargetUnavailable: () => Code.FilesystemCopierError,
-    RollbackError: () => Code.RollbackError
+    RollbackError: () => Code.RollbackError,
+    UpdateTimedOut: (e) =>
+      e.step === "downloading"
+        ? Code.DownloadTransferError
+        : e.step === "health check"
+        ? Code.RollbackError
+        : Code.Error
   })
 )
 
@@ -126,6 +159,17 @@ export interface Options {
   /** The decoded-size cap when the release announces no size (1 GiB by default). */
   readonly maxBytes?: number | undefined
   readonly onProgress?: ((progress: Download.Progress) => Effect.Effect<void>) | undefined
+  /** Told while the download waits for data, and before it tries again (see `Download.Waiting`). */
+  readonly onWait?: ((waiting: Download.Waiting) => Effect.Effect<void>) | undefined
+  /** How often a download that receives nothing says so; `Download.defaultNoticeEvery` by default. */
+  readonly noticeEvery?: Duration.DurationInput | undefined
+  /**
+   * The longest the whole apply may take, from the source's check to the end
+   * of the health check. Past it the apply stops as if interrupted (the
+   * previous binary stays or is put back) and fails with {@link UpdateTimedOut}.
+   * No limit by default.
+   */
+  readonly timeout?: Duration.DurationInput | undefined
 }
 
 /** How an apply ended. */
@@ -176,12 +220,24 @@ export const apply = Effect.fn("Apply.apply")(function*(options: Options) {
       return yield* new DowngradeRefused({ current: options.currentVersion, offered: options.version })
     }
   }
-  return yield* Effect.scoped(run(options, source, found)).pipe(
+  const step = yield* Ref.make<Step>("checking")
+  const applied = Effect.scoped(run(options, source, found, step))
+  const timeout = options.timeout
+  // Past the limit the apply is interrupted, so every step's release undoes it, then fails with the step it was at.
+  const bounded: Effect.Effect<Outcome, ApplyError, Requirements> = timeout === undefined ? applied : applied.pipe(
+    Effect.timeout(timeout),
+    Effect.catchTag("TimeoutException", () =>
+      Effect.flatMap(Ref.get(step), (at) =>
+        Effect.fail(
+          new UpdateTimedOut({ target: Path.resolve(options.target), timeoutMillis: Duration.toMillis(timeout), step: at })
+        )))
+  )
+  return yield* bounded.pipe(
     Effect.tapError((error) => Effect.flatMap(Ref.get(found), (release) => source.report.failed(release, updateEngineCode(error))))
   )
 })
 
-const run = (options: Options, source: Repository.Source, found: Ref.Ref<Option.Option<Release>>) =>
+const run = (options: Options, source: Repository.Source, found: Ref.Ref<Option.Option<Release>>, step: Ref.Ref<Step>) =>
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
     const target = Path.resolve(options.target)
@@ -229,11 +285,14 @@ const run = (options: Options, source: Repository.Source, found: Ref.Ref<Option.
     }
 
     yield* source.report.downloadStarted(release)
+    yield* Ref.set(step, "downloading")
     const written = yield* stage(paths, release, info, source, options)
     yield* source.report.downloadFinished(release)
 
+    yield* Ref.set(step, "installing")
     yield* keepBackup(target, paths)
     const swapped = yield* swap(target, paths)
+    yield* Ref.set(step, "health check")
     if (options.check !== undefined) yield* healthCheck(options.check, target, release, swapped)
     yield* source.report.updated(release)
     return { _tag: "Updated", release, size: written.size } as Outcome
@@ -273,9 +332,11 @@ const syncDirectory = (dir: string) =>
   })).pipe(Effect.mapError(Download.writeFailed(dir, "sync directory")))
 
 /**
- * Step 1: the new binary, downloaded and verified into `.<name>.new` (created
- * exclusively, 0600, then given the target's mode, and its owner when running
- * as root, and synced). Removed again unless the apply succeeds.
+ * Step 1: the new binary, downloaded and verified into `.<name>.new` (0600,
+ * then given the target's mode, and its owner when running as root, and
+ * synced). No descriptor of it is left open: a file still open for writing
+ * cannot be executed (ETXTBSY), and the health check runs it. Removed again
+ * unless the apply succeeds.
  */
 const stage = (
   paths: ReturnType<typeof files>,
@@ -286,18 +347,18 @@ const stage = (
 ) =>
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
-    const output = yield* Effect.acquireRelease(
-      fs.open(paths.staged, { flag: "wx", mode: 0o600 }).pipe(Effect.mapError(Download.writeFailed(paths.staged, "create"))),
-      (_, exit) => Exit.isFailure(exit) ? fs.remove(paths.staged, { force: true }).pipe(Effect.ignore) : Effect.void
+    yield* Effect.addFinalizer((exit) =>
+      Exit.isFailure(exit) ? fs.remove(paths.staged, { force: true }).pipe(Effect.ignore) : Effect.void
     )
     const written = yield* Download.toFile({
       release,
       fetch: (offset) => source.fetch(release, offset),
-      output,
       outputPath: paths.staged,
       partPath: paths.part(release.sha256),
       maxBytes: options.maxBytes ?? defaultMaxBytes,
-      onProgress: options.onProgress
+      onProgress: options.onProgress,
+      onWait: options.onWait,
+      noticeEvery: options.noticeEvery
     })
     // The owner first: chown clears set-user-ID bits, which the mode then restores.
     if (process.getuid?.() === 0 && Option.isSome(old.uid) && Option.isSome(old.gid)) {
@@ -306,9 +367,17 @@ const stage = (
       )
     }
     yield* fs.chmod(paths.staged, old.mode & 0o7777).pipe(Effect.mapError(Download.writeFailed(paths.staged, "set the mode of")))
-    yield* output.sync.pipe(Effect.mapError(Download.writeFailed(paths.staged, "sync")))
+    yield* syncFile(paths.staged)
     return written
   })
+
+/** Syncs a file through a descriptor of its own, closed again at once. */
+const syncFile = (path: string) =>
+  Effect.scoped(Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const handle = yield* fs.open(path, { flag: "r" })
+    yield* handle.sync
+  })).pipe(Effect.mapError(Download.writeFailed(path, "sync")))
 
 /** Links `from` to `to` (same inode, no copy), falling back to a copy where links are not allowed. */
 const linkOrCopy = (from: string, to: string) =>

@@ -12,7 +12,7 @@
  * the same release in this process) takes over.
  */
 import * as NodeStream from "@effect/platform-node/NodeStream"
-import { Chunk, Deferred, Effect, Exit, Fiber, FiberId, Option, Schema, Stream } from "effect"
+import { Chunk, Deferred, Effect, Exit, Fiber, FiberId, Option, Schema, type Scope, Stream } from "effect"
 import * as ChildProcess from "node:child_process"
 import { Bunzip2 } from "./internal/bunzip2.js"
 import * as Zlib from "node:zlib"
@@ -68,14 +68,14 @@ export class Bzip2Unavailable extends Schema.TaggedError<Bzip2Unavailable>()("Bz
   }
 }
 
-/** Stops a stream with `onExceed` as soon as more than `limit` bytes have passed. */
-export const capBytes = <E2>(limit: number, onExceed: () => E2) =>
+/** Stops a stream with `onExceed` (told how many bytes came so far) as soon as more than `limit` bytes have passed. */
+export const capBytes = <E2>(limit: number, onExceed: (seen: number) => E2) =>
 <E, R>(stream: Stream.Stream<Uint8Array, E, R>): Stream.Stream<Uint8Array, E | E2, R> =>
   Stream.suspend(() => {
     let total = 0
     return Stream.mapChunksEffect(stream, (chunk) => {
       for (const bytes of chunk) total += bytes.byteLength
-      return total > limit ? Effect.fail(onExceed()) : Effect.succeed(chunk)
+      return total > limit ? Effect.fail(onExceed(total)) : Effect.succeed(chunk)
     })
   })
 
@@ -214,24 +214,36 @@ export interface DecodeOptions {
   readonly maxBytes: number
   /** The compression, when the source says it; then neither the name nor the first bytes are asked. */
   readonly compression?: Compression | undefined
+  /**
+   * Decide by the first bytes alone, whatever the name says: for sources
+   * whose names say nothing (go-omaha names every payload `update.gz`).
+   */
+  readonly byMagic?: boolean | undefined
+}
+
+/** A payload whose compression is known: which it is, and the decoded stream (capped). */
+export interface Opened<E, R> {
+  readonly compression: Compression
+  readonly stream: Stream.Stream<Uint8Array, E | CorruptPayload | PayloadTooLarge, R>
 }
 
 /**
- * Decodes a payload stream. The name decides when it announces a compression
- * (and the magic bytes must agree); otherwise the magic bytes decide.
+ * Reads a payload's first bytes and picks its decoder (for the scope). The
+ * name decides when it announces a compression (and the magic bytes must
+ * agree); otherwise, or with `byMagic`, the magic bytes decide.
  */
-export const decode = <E, R>(
+export const open = <E, R>(
   input: Stream.Stream<Uint8Array, E, R>,
   options: DecodeOptions
-): Stream.Stream<Uint8Array, E | CorruptPayload | PayloadTooLarge, R> =>
-  Stream.unwrapScoped(Effect.gen(function*() {
+): Effect.Effect<Opened<E, R>, E | CorruptPayload, R | Scope.Scope> =>
+  Effect.gen(function*() {
     const { head, stream } = yield* peekHead(input)
     const seen = sniff(head)
-    const named = options.compression ?? fromName(options.name)
+    const named = options.compression ?? (options.byMagic === true ? undefined : fromName(options.name))
     const kind = named ?? seen
     const corrupt = (reason: string) => new CorruptPayload({ location: options.location, compression: kind, reason })
     if (options.compression === undefined && named !== undefined && named !== seen) {
-      return Stream.fail(corrupt(head.length === 0 ? "empty payload" : `named ${options.name} but not ${named} data`))
+      return yield* corrupt(head.length === 0 ? "empty payload" : `named ${options.name} but not ${named} data`)
     }
     const decoded: Stream.Stream<Uint8Array, E | CorruptPayload, R> =
       kind === "bz2"
@@ -244,10 +256,20 @@ export const decode = <E, R>(
         : kind === "gzip"
         ? NodeStream.pipeThroughDuplex(stream, () => Zlib.createGunzip(), (error) => corrupt(messageOf(error)))
         : stream
-    return decoded.pipe(
-      capBytes(options.maxBytes, () => new PayloadTooLarge({ location: options.location, limit: options.maxBytes }))
-    )
-  }))
+    return {
+      compression: kind,
+      stream: decoded.pipe(
+        capBytes(options.maxBytes, () => new PayloadTooLarge({ location: options.location, limit: options.maxBytes }))
+      )
+    }
+  })
+
+/** Decodes a payload stream, choosing the decoder as {@link open} does. */
+export const decode = <E, R>(
+  input: Stream.Stream<Uint8Array, E, R>,
+  options: DecodeOptions
+): Stream.Stream<Uint8Array, E | CorruptPayload | PayloadTooLarge, R> =>
+  Stream.unwrapScoped(Effect.map(open(input, options), (opened) => opened.stream))
 
 /** Compressing failed: the command or the compressor reported an error. */
 export class CompressFailed extends Schema.TaggedError<CompressFailed>()("CompressFailed", {

@@ -1,7 +1,10 @@
 /**
  * An Omaha server as a release source: the update check is the resolve (the
  * server chooses the version, so none is asked for), the first package of the
- * first manifest is the payload, installed as served, and the moments of an
+ * first manifest is the payload, whose hashes and size are checked on the
+ * bytes as served; a gzip or bzip2 payload (by its magic bytes: go-omaha names
+ * every payload `update.gz`) is decoded before it is installed, any other is
+ * installed as served. The moments of an
  * update go back to the server as update_engine's events: 13/1 when the
  * download starts, 14/1 when it is verified, 3/1 when the new binary is in
  * place, 3/0 with the exit code when an offered update fails. Events go
@@ -94,6 +97,8 @@ export const make = (options: Options = {}) =>
       if (pkg === undefined || pkg.name === "") return yield* invalid("the manifest has no package")
       const sha256 = payloadSha256(result)
       if (sha256 === undefined) return yield* invalid("no SHA-256 of the package (hash_sha256 or postinstall sha256)")
+      const sha1 = pkg.hash === undefined ? undefined : digestBytes(pkg.hash)
+      if (sha1 !== undefined && sha1.length !== 20) return yield* invalid(`the package's hash ${pkg.hash} is not a SHA-1`)
       // As update_engine builds it: the codebase, a "/" if it has none, the package name.
       const codebase = result.update.urls.find((url) => url.codebase !== "")?.codebase ?? ""
       const location = codebase.endsWith("/") ? codebase + pkg.name : `${codebase}/${pkg.name}`
@@ -111,7 +116,8 @@ export const make = (options: Options = {}) =>
           sha256,
           ...(pkg.size === undefined ? {} : { size: pkg.size }),
           ...(signature === undefined ? {} : { signature: signature.trim() }),
-          compression: "none"
+          ...(sha1 === undefined ? {} : { sha1: sha1.toString("hex") }),
+          hashOf: "payload"
         })
       )
     })

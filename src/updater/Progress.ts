@@ -22,7 +22,11 @@ export const describe = (progress: Progress): string =>
     ? `${mib(progress.received)} MiB`
     : `${mib(progress.received)}/${mib(progress.total)} MiB ${Math.floor((progress.received / progress.total) * 100)}%`
 
-/** A progress callback for `Apply.Options.onProgress`, plus `done` to end the bar's line. */
+/**
+ * A progress callback for `Apply.Options.onProgress`, `notice` for a line of
+ * its own (a wait, a retry) that does not tear the bar, and `done` to end the
+ * bar's line.
+ */
 export const make = (label: string, output: Output) => {
   let lastTime = -Infinity
   let lastTenth = -1
@@ -49,5 +53,12 @@ export const make = (label: string, output: Output) => {
     if (drawn) output.write("\n")
     drawn = false
   })
-  return { onProgress, done }
+  const notice = (text: string) =>
+    Effect.sync(() => {
+      output.write(`${drawn ? "\n" : ""}${text}\n`)
+      drawn = false
+      // The bar is drawn again with the next bytes, and the next plain line comes with the next step.
+      lastTime = -Infinity
+    })
+  return { onProgress, notice, done }
 }

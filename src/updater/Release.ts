@@ -80,16 +80,25 @@ export class Release extends Schema.Class<Release>("effect-omaha/updater/Release
   name: Schema.String,
   /** Where the payload is: an http(s) URL or a local path. */
   location: Schema.String,
-  /** SHA-256 hex of the binary as installed (after decompression). */
+  /** SHA-256 hex of the binary as installed (after decompression), or of the payload as served (see `hashOf`). */
   sha256: Sha256Hex,
-  /** The binary's size as installed, when the source announces it; it then also caps the download. */
+  /** The binary's size as installed (or the payload's as served), when the source announces it; it then also caps the download. */
   size: Schema.optional(Schema.NonNegativeInt),
   /** The release's ed25519 signature, base64. */
   signature: Schema.optional(Schema.String),
   /**
    * How the payload is encoded, when the source says; otherwise its name and
-   * first bytes decide. An Omaha source says `none`: its hash and size are of
-   * the payload as served, which is then the binary.
+   * first bytes decide (the first bytes alone when `hashOf` is `payload`).
    */
-  compression: Schema.optional(Compression)
+  compression: Schema.optional(Compression),
+  /**
+   * What `sha256`, `sha1` and `size` describe: the binary as installed
+   * (choria's `release.json`; the default), or the payload as served (an
+   * Omaha package), which is checked before what it decodes to is installed.
+   */
+  hashOf: Schema.optional(Schema.Literal("binary", "payload")),
+  /** SHA-1 hex of the payload as served (an Omaha package's `hash`), checked too when present. */
+  sha1: Schema.optional(Schema.String.pipe(
+    Schema.pattern(/^[0-9a-f]{40}$/, { message: () => "expected a SHA-1 digest in lowercase hex (40 digits)" })
+  ))
 }) {}

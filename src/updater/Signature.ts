@@ -4,8 +4,9 @@
  * replayed for another; plus the PEM key files `update-repo keygen` writes.
  */
 import { FileSystem } from "@effect/platform"
-import { Effect, Schema } from "effect"
+import { Effect, Option, Schema } from "effect"
 import * as Crypto from "node:crypto"
+import * as Path from "node:path"
 
 /** What a signature vouches for. */
 export interface Signed {
@@ -80,12 +81,28 @@ export class KeyFileInvalid extends Schema.TaggedError<KeyFileInvalid>()("KeyFil
   }
 }
 
-/** `keygen` would overwrite an existing key file. */
+/** `keygen` would overwrite an existing key file, or a private key with a public one. */
 export class KeyFileExists extends Schema.TaggedError<KeyFileExists>()("KeyFileExists", {
-  path: Schema.String
+  path: Schema.String,
+  /** The file holds a private key and would receive the public key: refused even with `force`. */
+  holdsPrivateKey: Schema.optional(Schema.Boolean)
 }) {
   override get message(): string {
-    return `key file ${this.path} already exists; refusing to overwrite it`
+    return this.holdsPrivateKey === true
+      ? `key file ${this.path} holds a private key; refusing to overwrite it with the public key`
+      : `key file ${this.path} already exists; refusing to overwrite it`
+  }
+}
+
+/** `keygen` was asked to write both keys to one file (the same path, however spelled, or two links to one file). */
+export class KeyPathsSame extends Schema.TaggedError<KeyPathsSame>()("KeyPathsSame", {
+  privateKey: Schema.String,
+  publicKey: Schema.String
+}) {
+  override get message(): string {
+    return this.privateKey === this.publicKey
+      ? `the private and the public key cannot both be written to ${this.privateKey}; give two different paths`
+      : `${this.privateKey} and ${this.publicKey} are the same file; give the private and the public key two different files`
   }
 }
 
@@ -125,9 +142,44 @@ export const generateKeyPair = Effect.sync(() => {
   }
 })
 
+/** A path with its directory's symbolic links resolved (and the file's own, when it exists). */
+const canonicalPath = (path: string) =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const absolute = Path.resolve(path)
+    return yield* fs.realPath(absolute).pipe(
+      Effect.orElse(() => Effect.map(fs.realPath(Path.dirname(absolute)), (dir) => Path.join(dir, Path.basename(absolute)))),
+      Effect.orElseSucceed(() => absolute)
+    )
+  })
+
+/** Whether two paths name one file: the same path however spelled, or (both existing) the same inode. */
+const sameFile = (a: string, b: string) =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    if ((yield* canonicalPath(a)) === (yield* canonicalPath(b))) return true
+    const [x, y] = [yield* Effect.option(fs.stat(a)), yield* Effect.option(fs.stat(b))]
+    return Option.isSome(x) && Option.isSome(y) && x.value.dev === y.value.dev && Option.isSome(x.value.ino) &&
+      Option.isSome(y.value.ino) && x.value.ino.value === y.value.ino.value
+  })
+
+/** Whether a file holds a PEM private key (so a public key must not replace it). */
+const holdsPrivateKey = (path: string) =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const info = yield* fs.stat(path)
+    if (info.type !== "File" || Number(info.size) > maxKeyFileBytes) return false
+    return /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/.test(yield* fs.readFileString(path))
+  }).pipe(Effect.orElseSucceed(() => false))
+
 /**
  * Writes a new key pair: the private key readable by its owner only (0600),
- * the public key 0644. Existing files are refused unless `force`.
+ * the public key 0644. Refused when both paths name one file, however spelled
+ * (the public key would replace the private one). Existing files are refused
+ * unless `force`, and even then a file holding a private key never receives
+ * the public key. Each key is written to a temporary file beside its path and
+ * renamed into place, the public key first, so a failure leaves an existing
+ * private key as it was.
  */
 export const writeKeyPair = (options: {
   readonly privateKey: string
@@ -136,20 +188,40 @@ export const writeKeyPair = (options: {
 }) =>
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
-    const pair = yield* generateKeyPair
-    if (!options.force) {
-      for (const path of [options.privateKey, options.publicKey]) {
-        if (yield* Effect.orElseSucceed(fs.exists(path), () => false)) return yield* new KeyFileExists({ path })
+    if (yield* sameFile(options.privateKey, options.publicKey)) {
+      return yield* new KeyPathsSame({ privateKey: options.privateKey, publicKey: options.publicKey })
+    }
+    for (const path of [options.privateKey, options.publicKey]) {
+      const exists = yield* Effect.orElseSucceed(fs.exists(path), () => false)
+      if (exists && !options.force) return yield* new KeyFileExists({ path })
+      if (exists && path === options.publicKey && (yield* holdsPrivateKey(path))) {
+        return yield* new KeyFileExists({ path, holdsPrivateKey: true })
       }
     }
-    const write = (path: string, text: string, mode: number) =>
-      Effect.gen(function*() {
-        yield* fs.remove(path, { force: true })
-        // Exclusive create: the private key is never briefly readable by others.
-        yield* fs.writeFileString(path, text, { flag: "wx", mode })
-      }).pipe(Effect.catchTag("SystemError", "BadArgument", (e) =>
-        Effect.fail(new KeyFileInvalid({ path, reason: e.message }))
-      ))
-    yield* write(options.privateKey, pair.privateKey, 0o600)
-    yield* write(options.publicKey, pair.publicKey, 0o644)
+    const pair = yield* generateKeyPair
+    const invalid = (path: string) => (e: { readonly message: string }) => new KeyFileInvalid({ path, reason: e.message })
+    // Exclusive create: the private key is never briefly readable by others.
+    const staged = (path: string, text: string, mode: number) =>
+      Effect.acquireRelease(
+        Effect.gen(function*() {
+          const temp = Path.join(Path.dirname(path), `.${Path.basename(path)}.${process.pid}.new`)
+          yield* fs.remove(temp, { force: true })
+          yield* fs.writeFileString(temp, text, { flag: "wx", mode })
+          return temp
+        }).pipe(Effect.mapError(invalid(path))),
+        (temp) => fs.remove(temp, { force: true }).pipe(Effect.ignore)
+      )
+    // Without force, a link (which never replaces) rather than a rename (which does).
+    const place = (temp: string, path: string) =>
+      (options.force ? fs.rename(temp, path) : fs.link(temp, path)).pipe(
+        Effect.catchIf((e) => e._tag === "SystemError" && e.reason === "AlreadyExists", () =>
+          Effect.fail(new KeyFileExists({ path }))),
+        Effect.catchTag("SystemError", "BadArgument", (e) => Effect.fail(invalid(path)(e)))
+      )
+    yield* Effect.scoped(Effect.gen(function*() {
+      const privateTemp = yield* staged(options.privateKey, pair.privateKey, 0o600)
+      const publicTemp = yield* staged(options.publicKey, pair.publicKey, 0o644)
+      yield* place(publicTemp, options.publicKey)
+      yield* place(privateTemp, options.privateKey)
+    }))
   })

@@ -1,4 +1,4 @@
-import { FileSystem } from "@effect/platform"
+import { FileSystem, HttpClient, HttpClientError } from "@effect/platform"
 import { NodeContext, NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Clock, Effect, Either, Exit, Fiber, Layer, Option, TestClock } from "effect"
@@ -141,6 +141,49 @@ describe("OmahaClient", () => {
       expect(read("soon")).toBeUndefined()
       expect(read("1.5")).toBeUndefined()
     })
+
+    it.effect("says before each wait why and how long; a failed check's error event is tried once (TestClock)", () =>
+      Effect.gen(function*() {
+        // A server nobody can reach: every request fails at once, at the clock reading it was made.
+        const requests: Array<{ at: number; body: string }> = []
+        const unreachable = Layer.succeed(
+          HttpClient.HttpClient,
+          HttpClient.make((request) =>
+            Effect.flatMap(Clock.currentTimeMillis, (at) => {
+              const body = request.body._tag === "Uint8Array" ? new TextDecoder().decode(request.body.body) : ""
+              requests.push({ at, body })
+              return Effect.fail(
+                new HttpClientError.RequestError({ request, reason: "Transport", cause: new Error("connect ECONNREFUSED") })
+              )
+            })
+          )
+        )
+        const told: Array<[number, string]> = []
+        const client = OmahaClient.layer({
+          serverUrl: "http://updates.example/",
+          userId: testUserId,
+          onRetry: (retry) => Effect.map(Clock.currentTimeMillis, (at) => void told.push([at, OmahaClient.describeRetry(retry)]))
+        }).pipe(Layer.provide(unreachable))
+        const fiber = yield* Effect.fork(Effect.gen(function*() {
+          const app = yield* AppClient.make({ appId: "{app}", version: "1.0.0" })
+          const result = yield* Effect.either(app.updateCheck())
+          yield* Effect.flatMap(OmahaClient.OmahaClient, (omaha) => omaha.flush)
+          return result
+        }).pipe(Effect.scoped, Effect.provide(client)))
+        yield* TestClock.adjust("1 hour")
+        const result = yield* Fiber.join(fiber)
+        expect(Either.getLeft(result)).toMatchObject({ value: { _tag: "NetworkError", attempts: 7 } })
+        expect(told).toEqual([1, 2, 4, 8, 16, 32].map((wait, i) => [
+          (2 ** i - 1) * 1000,
+          `Omaha server unreachable, retrying in ${wait} s (attempt ${i + 2} of 7)`
+        ]))
+        // Seven tries of the check over 63 s, then one of its error event at once, not seven more over another 63 s.
+        const checks = requests.filter((r) => r.body.includes("<updatecheck"))
+        const events = requests.filter((r) => r.body.includes(`eventresult="0"`))
+        expect(checks.map((r) => r.at)).toEqual([0, 1, 3, 7, 15, 31, 63].map((s) => s * 1000))
+        expect(events.map((r) => r.at)).toEqual([63_000])
+        expect(requests.length).toBe(8)
+      }))
 
     it.scoped("by default an attempt times out after 90 s (TestClock, real socket)", () =>
       Effect.gen(function*() {

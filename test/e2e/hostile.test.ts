@@ -136,6 +136,7 @@ beforeAll(async () => {
 afterAll(async () => {
   server.child.kill("SIGTERM")
   await server.exited
+  Fs.rmSync(dir, { recursive: true, force: true })
 })
 
 const agent = new Http.Agent({ keepAlive: true, maxSockets: 16 })

@@ -6,6 +6,7 @@
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
+import * as Zlib from "node:zlib"
 import { binary, listing, target, tempDir } from "../updater/support.js"
 import { run, type Running, start, waitFor } from "./process.js"
 
@@ -23,19 +24,19 @@ afterAll(async () => {
   for (const dir of dirs) Fs.rmSync(dir, { recursive: true, force: true })
 })
 
-/** A serve-package process offering `newBytes` as version 2.0.0, and a target at 1.0.0 beside it. */
-const setup = async (extra: ReadonlyArray<string> = []) => {
+/** A serve-package process offering `served` (`newBytes` by default) as version 2.0.0 under `name`, and a target at 1.0.0 beside it. */
+const setup = async (extra: ReadonlyArray<string> = [], served: Uint8Array = newBytes, name = "tool") => {
   const dir = tempDir()
   dirs.push(dir)
   const payload = Path.join(dir, "tool-2.0.0")
-  Fs.writeFileSync(payload, newBytes)
+  Fs.writeFileSync(payload, served)
   const server = start("serve-package", [
     "--package-file",
     payload,
     "--package-version",
     "2.0.0",
     "--package-name",
-    "tool",
+    name,
     "--listen-address",
     "127.0.0.1:0",
     "--log-format",
@@ -100,6 +101,32 @@ describe("serve-package -> update-self --omaha", () => {
     const again = await run("update-self", omahaArgs(tool, url, "--current-version", "2.0.0"))
     expect(again.status).toBe(0)
     expect(again.stdout).toBe(`${tool} is up to date (2.0.0)\n`)
+  })
+
+  it("--check '<target> --version' runs the new binary it installed", async () => {
+    const script = Buffer.from(`#!/bin/sh\necho "tool 2.0.0"\n`)
+    const { bin, server, tool, url } = await setup([], script)
+    const result = await run("update-self", omahaArgs(tool, url, "--current-version", "1.0.0", "--check", `${tool} --version`))
+    expect(result.stderr.split("\n").filter((l) => l.startsWith("update-self:"))).toEqual([])
+    expect(result.status).toBe(0)
+    expect(result.stdout).toBe(`tool 2.0.0\nupdated ${tool} to 2.0.0 (${script.length} bytes)\n`)
+    expect(listing(bin)).toEqual(["tool", "tool.backup"])
+    await waitFor(server, () => eventsLogged(server).length >= 4)
+    expect(eventsLogged(server).at(-1)).toBe("update complete: success")
+  })
+
+  it("installs a gzip payload served as update.gz decoded, and --check runs it", async () => {
+    const script = Buffer.from(`#!/bin/sh\necho "tool 2.0.0"\n`)
+    const { bin, server, tool, url } = await setup([], Zlib.gzipSync(script), "update.gz")
+    const result = await run("update-self", omahaArgs(tool, url, "--current-version", "1.0.0", "--check", `${tool} --version`))
+    expect(result.stderr.split("\n").filter((l) => l.startsWith("update-self:"))).toEqual([])
+    expect(result.status).toBe(0)
+    expect(result.stdout).toBe(`tool 2.0.0\nupdated ${tool} to 2.0.0 (${script.length} bytes)\n`)
+    expect(Fs.readFileSync(tool).equals(script)).toBe(true)
+    expect(Fs.statSync(tool).mode & 0o777).toBe(0o750)
+    expect(listing(bin)).toEqual(["tool", "tool.backup"])
+    await waitFor(server, () => eventsLogged(server).length >= 4)
+    expect(eventsLogged(server).at(-1)).toBe("update complete: success")
   })
 
   it("checks serve-package's release signature, and reports a missing one as 3/0 code 22", async () => {

@@ -13,11 +13,14 @@ export interface Running {
   readonly exited: Promise<number | null>
 }
 
-/** How a command runs: as another user, or with another environment. */
+/** How a command runs: as another user, with another environment, or from a copy of its bundle. */
 export interface SpawnOptions {
   readonly uid?: number
   readonly gid?: number
   readonly env?: NodeJS.ProcessEnv
+  readonly cwd?: string
+  /** The bundle to run instead of `dist/bin/<name>.js` (a copy another user can read). */
+  readonly script?: string
 }
 
 /** How a command run ended. */
@@ -29,7 +32,11 @@ export interface Ran {
 
 /** Starts a bundled command with node. */
 export const start = (name: string, args: ReadonlyArray<string>, options: SpawnOptions = {}): Running => {
-  const child = ChildProcess.spawn(process.execPath, [binPath(name), ...args], { stdio: ["ignore", "pipe", "pipe"], ...options })
+  const { script, ...spawnOptions } = options
+  const child = ChildProcess.spawn(process.execPath, [script ?? binPath(name), ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+    ...spawnOptions
+  })
   let out = ""
   let err = ""
   child.stdout.on("data", (c: Buffer) => (out += c.toString("utf8")))

@@ -50,6 +50,7 @@ beforeAll(async () => {
 afterAll(async () => {
   server.child.kill("SIGTERM")
   await server.exited
+  Fs.rmSync(dir, { recursive: true, force: true })
 })
 
 const decodeResponse = (text: string) => Effect.runSync(Xml.decodeResponse(text))

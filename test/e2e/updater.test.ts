@@ -5,9 +5,11 @@
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
+import * as Http from "node:http"
+import type { AddressInfo } from "node:net"
 import * as Path from "node:path"
 import { binary, bzip2, choriaRelease, fileServer, listing, sha256, target, tempDir } from "../updater/support.js"
-import { binPath as bundle, type Ran, run } from "./process.js"
+import { binPath as bundle, type Ran, run, type SpawnOptions } from "./process.js"
 
 const platform = ["--os", "linux", "--arch", "amd64"]
 const oldBytes = binary(1_200_000, 11)
@@ -25,6 +27,9 @@ beforeAll(() => {
     throw new Error("the bundles are missing: run npm run build first")
   }
 })
+
+/** A real executable: a shell script that prints its version. */
+const versionScript = (version: string) => Buffer.from(`#!/bin/sh\necho "tool ${version}"\n`)
 
 /** The one line a failed run prints on stderr (progress lines aside). */
 const errorLine = (ran: Ran) => ran.stderr.split("\n").filter((l) => l.startsWith("update-self:") || l.startsWith("update-repo:"))
@@ -99,6 +104,22 @@ describe("update-repo -> HTTP server -> update-self", () => {
     }
   })
 
+  it("keygen refuses one file for both keys with one line and status 2, and the private key stays", async () => {
+    const dir = fresh()
+    const key = Path.join(dir, "release.key")
+    const same = await run("update-repo", ["keygen", "--private-key", key, "--public-key", key])
+    expect(same).toMatchObject({ status: 2, stdout: "" })
+    expect(same.stderr).toBe(`update-repo: the private and the public key cannot both be written to ${key}; give two different paths\n`)
+    expect(listing(dir)).toEqual([])
+    expect((await run("update-repo", ["keygen", "--private-key", key, "--public-key", Path.join(dir, "release.pub")])).status).toBe(0)
+    const before = Fs.readFileSync(key, "utf8")
+    const spelled = await run("update-repo", ["keygen", "--private-key", key, "--public-key", `${dir}/./release.key`, "--force"])
+    expect(spelled.status).toBe(2)
+    expect(errorLine(spelled)).toEqual([expect.stringMatching(/are the same file; give the private and the public key two different files$/)])
+    expect(Fs.readFileSync(key, "utf8")).toBe(before)
+    expect(before).toMatch(/^-----BEGIN PRIVATE KEY-----/)
+  })
+
   it("applies a repository laid out exactly as choria's update-repo lays it out (system bzip2, hex hash, no signature)", async () => {
     const dir = fresh()
     const repo = Path.join(dir, "repo")
@@ -124,6 +145,31 @@ describe("update-repo -> HTTP server -> update-self", () => {
     const local = await run("update-self", ["--target", tool, "--repo", repo, "--version", "0.28.0", ...platform])
     expect(local.status).toBe(0)
     expect(Fs.readFileSync(tool).equals(newBytes)).toBe(true)
+  })
+
+  it("--check '<target> --version' runs the new binary, from an HTTP repository and from a directory", async () => {
+    const dir = fresh()
+    const repo = Path.join(dir, "repo")
+    Fs.writeFileSync(Path.join(dir, "tool"), versionScript("2.0.0"), { mode: 0o755 })
+    expect((await run("update-repo", [Path.join(dir, "tool"), "--version", "2.0.0", ...platform, "--repo", repo])).status).toBe(0)
+    const bin = Path.join(dir, "bin")
+    Fs.mkdirSync(bin)
+    const tool = target(bin, versionScript("1.0.0"), 0o755)
+    const server = await fileServer(repo)
+    try {
+      for (const source of [server.url, repo]) {
+        Fs.writeFileSync(tool, versionScript("1.0.0"))
+        const ran = await run("update-self", ["--target", tool, "--repo", source, "--version", "2.0.0", ...platform, "--check", `${tool} --version`])
+        expect(errorLine(ran)).toEqual([])
+        expect(ran.status).toBe(0)
+        // The check's output (the new binary's) comes before update-self's own line.
+        expect(ran.stdout).toBe(`tool 2.0.0\nupdated ${tool} to 2.0.0 (${versionScript("2.0.0").length} bytes)\n`)
+        expect(Fs.readFileSync(tool).equals(versionScript("2.0.0"))).toBe(true)
+        expect(listing(bin)).toEqual(["tool", "tool.backup"])
+      }
+    } finally {
+      await server.close()
+    }
   })
 
   it("lists its exit statuses in --help", async () => {
@@ -208,9 +254,13 @@ describe("update-self faults: one line, a documented status, the target byte-ide
       const bin = Path.join(dir, "bin")
       Fs.mkdirSync(bin)
       const tool = target(bin, oldBytes, 0o755)
-      const nobody = c.asNobody === true && process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {}
-      // Unwritable for whoever runs update-self: root ignores modes, so the run drops to nobody.
+      // Unwritable for whoever runs update-self: root ignores modes, so the run drops to nobody,
+      // with a copy of the bundle in the test's own directory (the checkout may be out of its reach).
+      const nobody: SpawnOptions = c.asNobody === true && process.getuid?.() === 0
+        ? { uid: 65534, gid: 65534, cwd: dir, script: Path.join(dir, "update-self.js") }
+        : {}
       if (c.asNobody) {
+        if (nobody.script !== undefined) Fs.copyFileSync(bundle("update-self"), nobody.script)
         Fs.chmodSync(dir, 0o755)
         Fs.chmodSync(bin, 0o555)
       }
@@ -252,6 +302,68 @@ describe("update-self faults: one line, a documented status, the target byte-ide
     const badKey = await run("update-self", ["--target", tool, "--repo", repo, "--version", "2.0.0", "--public-key", keys.private + ".absent"])
     expect(badKey.status).toBe(8)
     expect(errorLine(badKey)[0]).toMatch(/^update-self: key file .*k\.absent: /)
+  })
+
+  it("a server that stalls: says what it waits for, then stops at --timeout with status 5 and the target untouched", async () => {
+    const dir = fresh()
+    const repo = Path.join(dir, "repo")
+    choriaRelease(repo, { name: "tool", version: "2.0.0", bytes: newBytes, payload: bz })
+    const bin = Path.join(dir, "bin")
+    Fs.mkdirSync(bin)
+    const tool = target(bin, oldBytes)
+    const server = await fileServer(repo, { stallAfter: 100_000 })
+    try {
+      const started = Date.now()
+      const ran = await run("update-self", [
+        "--target", tool, "--repo", server.url, "--version", "2.0.0", ...platform, "--idle-timeout", "3", "--timeout", "8"
+      ])
+      const elapsed = Date.now() - started
+      const url = `${server.url}/2.0.0/linux/amd64/tool-linux-amd64-2.0.0.bz2`
+      expect(ran.status).toBe(5)
+      const lines = ran.stderr.split("\n")
+      // A line a second (a third of the idle timeout) while nothing comes, and one before each retry.
+      expect(lines).toContain(`waiting for data from ${url} (attempt 1 of 4, 1 s without data)`)
+      expect(lines).toContain(`waiting for data from ${url} (attempt 1 of 4, 2 s without data)`)
+      expect(lines).toContain(`download of ${url} failed: no data for 3s; retrying in 0.25 s (attempt 2 of 4)`)
+      expect(lines).toContain(`download of ${url} failed: no data for 3s; retrying in 0.5 s (attempt 3 of 4)`)
+      expect(errorLine(ran)).toEqual([
+        `update-self: the update of ${tool} did not finish within 8 s (it was downloading); stopped, and the previous binary is in place`
+      ])
+      expect(elapsed).toBeGreaterThanOrEqual(8000)
+      expect(elapsed).toBeLessThan(14_000)
+      expect(Fs.readFileSync(tool).equals(oldBytes)).toBe(true)
+      expect(listing(bin)).toEqual(["tool"])
+    } finally {
+      await server.close()
+    }
+  })
+
+  it("an Omaha server that is down: says so before each retry, and --timeout bounds the run", async () => {
+    const dir = fresh()
+    const tool = target(dir, oldBytes)
+    // A port nothing listens on: bound, then let go.
+    const probe = Http.createServer()
+    await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve))
+    const port = (probe.address() as AddressInfo).port
+    await new Promise((resolve) => probe.close(resolve))
+    const started = Date.now()
+    const ran = await run("update-self", [
+      "--target", tool, "--omaha", `http://127.0.0.1:${port}/`, "--app-id", "{0b6b8c8e-0f55-4a44-b0e7-3a5f2d4c7e01}",
+      "--user-id", "e2e", "--timeout", "5"
+    ])
+    const elapsed = Date.now() - started
+    expect(ran.status).toBe(5)
+    expect(ran.stderr.split("\n").slice(0, 3)).toEqual([
+      "Omaha server unreachable, retrying in 1 s (attempt 2 of 7)",
+      "Omaha server unreachable, retrying in 2 s (attempt 3 of 7)",
+      "Omaha server unreachable, retrying in 4 s (attempt 4 of 7)"
+    ])
+    expect(errorLine(ran)).toEqual([
+      `update-self: the update of ${tool} did not finish within 5 s (it was checking for an update); stopped, and the previous binary is in place`
+    ])
+    expect(elapsed).toBeLessThan(10_000)
+    expect(Fs.readFileSync(tool).equals(oldBytes)).toBe(true)
+    expect(listing(dir)).toEqual(["tool"])
   })
 
   it("SIGTERM mid-download: exit 130, the target untouched and nothing left beside it", async () => {

@@ -1,11 +1,11 @@
 import { NodeContext, NodeHttpClient } from "@effect/platform-node"
 import { afterAll, describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Fiber, Layer, Option } from "effect"
+import { Duration, Effect, Fiber, Layer, Option, Stream, TestClock } from "effect"
 import * as Crypto from "node:crypto"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import { Apply, ExitCode, Publish, Repository } from "effect-omaha"
+import { Apply, ExitCode, Publish, Release, Repository } from "effect-omaha"
 import { binary, bzip2, choriaRelease, fileServer, listing, sha256, target, tempDir } from "./support.js"
 
 const platform = { os: "linux", arch: "amd64" } as const
@@ -283,6 +283,122 @@ describe("Apply", () => {
         expect(Fs.readFileSync(tool).equals(newBytes)).toBe(true)
         yield* Fiber.interrupt(checking)
         untouched(tool, ["tool", "tool.backup"])
+      }))
+  })
+
+  describe("time limit", () => {
+    const release = new Release.Release({
+      version: "2.0.0",
+      ...platform,
+      name: "tool",
+      location: "http://updates.example/tool",
+      sha256: sha256(newBytes)
+    })
+    /** A source that offers 2.0.0 (or stays in its check, with `resolve`) and whose payload never comes. */
+    const stuck = (resolve: Repository.Source["resolve"] = () => Effect.succeed(Option.some(release))) => {
+      const calls = { fetch: 0, resolve: 0 }
+      const source = Layer.succeed(Repository.Repository, {
+        location: "http://updates.example",
+        resolve: (wanted) => Effect.zipRight(Effect.sync(() => calls.resolve++), resolve(wanted)),
+        fetch: () =>
+          Effect.sync(() => {
+            calls.fetch++
+            return { start: 0, total: newBytes.length, stream: Stream.never as Stream.Stream<Uint8Array> }
+          }),
+        report: Repository.silent
+      })
+      return { source, calls }
+    }
+
+    it.effect("stops at the limit wherever it is, says where, and leaves the target as it was (TestClock)", () =>
+      Effect.gen(function*() {
+        for (const [step, code] of [["downloading", ExitCode.Code.DownloadTransferError], ["checking", ExitCode.Code.Error]] as const) {
+          const { tool } = setup()
+          const { calls, source } = step === "checking" ? stuck(() => Effect.never) : stuck()
+          const log: Array<string> = []
+          const fiber = yield* Effect.fork(apply(source, { target: tool, timeout: "5 minutes" }, log))
+          // The target, the lock and the partial file are real files: the clock moves once the source is asked.
+          while ((step === "checking" ? calls.resolve : calls.fetch) === 0) {
+            yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 2)))
+          }
+          yield* TestClock.adjust("4 minutes")
+          expect(fiber.unsafePoll()).toBeNull()
+          yield* TestClock.adjust("1 minute")
+          const result = yield* Fiber.join(fiber)
+          expect(result._tag === "Left" && result.left).toMatchObject({ _tag: "UpdateTimedOut", step, timeoutMillis: 300_000 })
+          expect(result._tag === "Left" && result.left.message).toBe(
+            `the update of ${tool} did not finish within 300 s (it was ${step === "checking" ? "checking for an update" : "downloading"}); ` +
+              "stopped, and the previous binary is in place"
+          )
+          expect(log).toEqual([step === "checking" ? `3/0 - ${code}` : `13/1 2.0.0`, ...(step === "checking" ? [] : [`3/0 2.0.0 ${code}`])])
+          untouched(tool)
+        }
+      }))
+  })
+
+  describe("disk use", () => {
+    /** A repository holding release 2.0.0 uncompressed, as `update-repo --compression none` publishes it. */
+    const uncompressed = () =>
+      Effect.gen(function*() {
+        const root = tempDir()
+        dirs.push(root)
+        Fs.writeFileSync(Path.join(root, "tool"), newBytes)
+        const repo = Path.join(root, "repo")
+        yield* Publish.publish({ binary: Path.join(root, "tool"), version: "2.0.0", ...platform, repo, force: false, compression: "none" })
+        const bin = Path.join(root, "bin")
+        Fs.mkdirSync(bin)
+        return { repo, tool: target(bin, oldBytes) }
+      }).pipe(Effect.provide(services))
+
+    it.live("stages an uncompressed payload once: its partial file becomes the new binary, never a second copy beside it", () =>
+      Effect.gen(function*() {
+        const { repo, tool } = yield* uncompressed()
+        const dir = Path.dirname(tool)
+        const server = yield* Effect.promise(() => fileServer(repo, { chunkDelay: 20 }))
+        // What lies beside the target besides itself and its backup (and links to them), in bytes, at each look.
+        const looks: Array<{ names: Array<string>; bytes: number }> = []
+        const watcher = yield* Effect.fork(Effect.forever(Effect.zipRight(
+          Effect.sync(() => {
+            const names = listing(dir).filter((n) => n !== "tool" && n !== "tool.backup" && n !== "tool.lock")
+            const bytes = names.reduce((sum, n) => {
+              const info = Fs.statSync(Path.join(dir, n), { throwIfNoEntry: false })
+              return sum + (info === undefined || info.nlink > 1 ? 0 : info.size)
+            }, 0)
+            looks.push({ names, bytes })
+          }),
+          Effect.sleep("5 millis")
+        )))
+        const result = yield* apply(http(server.url), { target: tool })
+        yield* Fiber.interrupt(watcher)
+        yield* Effect.promise(server.close)
+        expect(result._tag).toBe("Right")
+        expect(Fs.readFileSync(tool).equals(newBytes)).toBe(true)
+        // The download was watched while under way (a partial file of some size was seen)...
+        expect(looks.filter((l) => l.names.some((n) => n.endsWith(".part")) && l.bytes > 0).length).toBeGreaterThan(10)
+        // ...and there was never more than one copy of the payload: no .new beside a .part, at most its size in all.
+        expect(looks.filter((l) => l.names.includes(".tool.new") && l.names.some((n) => n.endsWith(".part")))).toEqual([])
+        expect(Math.max(...looks.map((l) => l.bytes))).toBeLessThanOrEqual(newBytes.length)
+        expect(listing(dir)).toEqual(["tool", "tool.backup"])
+      }))
+
+    it.live("still resumes an uncompressed payload with a Range request, and removes its partial file when it fails", () =>
+      Effect.gen(function*() {
+        const { repo, tool } = yield* uncompressed()
+        const server = yield* Effect.promise(() => fileServer(repo, { cutOnceAfter: 500_000 }))
+        const result = yield* apply(http(server.url), { target: tool })
+        yield* Effect.promise(server.close)
+        expect(result._tag).toBe("Right")
+        expect(Fs.readFileSync(tool).equals(newBytes)).toBe(true)
+        const payload = server.seen.filter((s) => s.url.endsWith("tool-linux-amd64-2.0.0"))
+        expect(payload.map((s) => s.range)).toEqual([undefined, expect.stringMatching(/^bytes=\d+-$/)])
+        expect(listing(Path.dirname(tool))).toEqual(["tool", "tool.backup"])
+        // A payload that does not hash as announced leaves nothing behind.
+        const bad = yield* uncompressed()
+        const release = Path.join(bad.repo, "2.0.0", "linux", "amd64", "release.json")
+        Fs.writeFileSync(release, JSON.stringify({ ...JSON.parse(Fs.readFileSync(release, "utf8")), hash: sha256(binary(10, 99)) }))
+        const refused = yield* apply(directory(bad.repo), { target: bad.tool })
+        expect(refused._tag === "Left" && refused.left._tag).toBe("PackageHashMismatch")
+        untouched(bad.tool)
       }))
   })
 

@@ -1,9 +1,12 @@
 import { NodeContext, NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer, Stream } from "effect"
+import { Duration, Effect, Fiber, Layer, Stream, TestClock } from "effect"
+import * as Fs from "node:fs"
 import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
-import { Download } from "effect-omaha"
+import * as Path from "node:path"
+import { Download, Release } from "effect-omaha"
+import { tempDir } from "./support.js"
 
 /** A server that answers every request with `handler`, on a loopback port. */
 const serve = (handler: Http.RequestListener) =>
@@ -61,4 +64,63 @@ describe("Download.fetchHttp", () => {
       expect(refused._tag === "Left" && refused.left).toMatchObject({ retryable: true })
       expect(refused._tag === "Left" && refused.left.message).toMatch(/^download of http:\/\/127\.0\.0\.1:1\/x failed: .*ECONNREFUSED/)
     }).pipe(Effect.provide(services)))
+})
+
+describe("Download.toFile", () => {
+  const release = new Release.Release({
+    version: "2.0.0",
+    os: "linux",
+    arch: "amd64",
+    name: "tool",
+    location: "http://updates.example/tool",
+    sha256: "0".repeat(64)
+  })
+  // A server that answers and then sends nothing: each attempt fails after 25 s without data.
+  const stalled: Download.Fetch = () =>
+    Effect.succeed({
+      start: 0,
+      total: 1000,
+      stream: (Stream.never as Stream.Stream<Uint8Array>).pipe(
+        Stream.timeoutFail(
+          () => new Download.DownloadFailed({ location: release.location, reason: "no data for 25s", retryable: true }),
+          "25 seconds"
+        )
+      )
+    })
+
+  it.effect("says what it waits for while it waits, and before each retry (TestClock)", () =>
+    Effect.gen(function*() {
+      const dir = tempDir()
+      const told: Array<[number, string]> = []
+      let fetched = 0
+      const fiber = yield* Effect.fork(Effect.either(Download.toFile({
+        release,
+        fetch: (offset) => Effect.zipRight(Effect.sync(() => fetched++), stalled(offset)),
+        outputPath: Path.join(dir, ".tool.new"),
+        partPath: Path.join(dir, ".tool.part"),
+        maxBytes: 1024,
+        attempts: 3,
+        onWait: (waiting) =>
+          Effect.map(TestClock.currentTimeMillis, (now) => void told.push([now, Download.describeWaiting(waiting)]))
+      })))
+      // The partial file is opened for real; the clock starts once the first request is out. Each
+      // attempt starts after the wait before it (0.25 s, then 0.5 s), and its silence counts from there.
+      while (fetched === 0) yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 2)))
+      yield* TestClock.adjust(Duration.seconds(90))
+      const result = yield* Fiber.join(fiber)
+      expect(result._tag === "Left" && result.left).toMatchObject({ _tag: "DownloadFailed", reason: "no data for 25s" })
+      const url = release.location
+      expect(told).toEqual([
+        [10_000, `waiting for data from ${url} (attempt 1 of 3, 10 s without data)`],
+        [20_000, `waiting for data from ${url} (attempt 1 of 3, 20 s without data)`],
+        [25_000, `download of ${url} failed: no data for 25s; retrying in 0.25 s (attempt 2 of 3)`],
+        [35_250, `waiting for data from ${url} (attempt 2 of 3, 10 s without data)`],
+        [45_250, `waiting for data from ${url} (attempt 2 of 3, 20 s without data)`],
+        [50_250, `download of ${url} failed: no data for 25s; retrying in 0.5 s (attempt 3 of 3)`],
+        [60_750, `waiting for data from ${url} (attempt 3 of 3, 10 s without data)`],
+        [70_750, `waiting for data from ${url} (attempt 3 of 3, 20 s without data)`]
+      ])
+      expect(Fs.readdirSync(dir)).toEqual([])
+      Fs.rmSync(dir, { recursive: true })
+    }).pipe(Effect.provide(NodeContext.layer)))
 })

@@ -1,7 +1,7 @@
 import { HttpServer } from "@effect/platform"
 import { NodeContext, NodeHttpClient } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Stream } from "effect"
 import {
   Apply,
   AppClient,
@@ -19,7 +19,8 @@ import {
 import * as Crypto from "node:crypto"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
-import { binary, listing, target, tempDir } from "./support.js"
+import * as Zlib from "node:zlib"
+import { binary, bzip2, listing, target, tempDir } from "./support.js"
 
 const appId = "{7e2b4a4c-2f0d-4a5e-9b1e-3d3f6c1f0a11}"
 const newBytes = binary(700_000, 31)
@@ -44,16 +45,26 @@ const recording = (payload: TrivialUpdater.Payload, seen: Seen, override?: Parti
   )
 
 /** A served payload, the Omaha server for it, and everything an apply over Omaha needs, for the test's scope. */
-const setup = (options: { readonly signature?: string; readonly override?: Partial<Updater.UpdaterService> } = {}) =>
+const setup = (
+  options: {
+    readonly signature?: string
+    readonly override?: Partial<Updater.UpdaterService>
+    /** The bytes served (`newBytes` by default) and the name they are served under ("tool"). */
+    readonly served?: Uint8Array
+    readonly name?: string
+  } = {}
+) =>
   Effect.gen(function*() {
-    const dir = tempDir()
+    const dir = yield* Effect.acquireRelease(Effect.sync(() => tempDir()), (dir) =>
+      Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true })))
     const payloadPath = Path.join(dir, "tool-2.0.0")
-    Fs.writeFileSync(payloadPath, newBytes)
+    Fs.writeFileSync(payloadPath, options.served ?? newBytes)
     const facts = yield* Package.fromFile(payloadPath)
-    const files = yield* PackageFiles.make([{ name: "tool", path: payloadPath }])
+    const name = options.name ?? "tool"
+    const files = yield* PackageFiles.make([{ name, path: payloadPath }])
     const seen: Seen = { events: [] }
     const payload: TrivialUpdater.Payload = {
-      name: "tool",
+      name,
       version: yield* Version.parseSemver("2.0.0"),
       facts,
       ...(options.signature === undefined ? {} : { signature: options.signature })
@@ -135,6 +146,49 @@ describe("OmahaSource", () => {
       expect(Fs.readFileSync(tool).equals(oldBytes)).toBe(true)
       expect(listing(Path.dirname(tool))).toEqual(["tool"])
       expect(seen.events).toEqual(["3/2", "13/1", "3/0 errorcode=10"])
+    }).pipe(Effect.scoped, Effect.provide(NodeContext.layer)))
+
+  it.live("decodes a gzip or bzip2 payload served as update.gz, after checking the bytes served against the package", () =>
+    Effect.gen(function*() {
+      for (const served of [Zlib.gzipSync(newBytes), bzip2(newBytes), newBytes]) {
+        const { bin, seen, tool, url } = yield* setup({ served, name: "update.gz" })
+        const result = yield* applyOver(url, tool)
+        expect(result._tag === "Right" && result.right).toMatchObject({ _tag: "Updated", size: newBytes.length })
+        expect(Fs.readFileSync(tool).equals(newBytes)).toBe(true)
+        expect(listing(bin)).toEqual(["tool", "tool.backup"])
+        expect(seen.events).toEqual(["3/2", "13/1", "14/1", "3/1"])
+      }
+    }).pipe(Effect.scoped, Effect.provide(NodeContext.layer)))
+
+  it.live("refuses a payload whose SHA-1 is not the package's hash, and one larger than the package's size", () =>
+    Effect.gen(function*() {
+      const served = Zlib.gzipSync(newBytes)
+      const facts = yield* Package.fromStream(Stream.make(served))
+      const offer = (pkg: Partial<ConstructorParameters<typeof Response.Package>[0]>) => () =>
+        Effect.succeed(
+          new Updater.Update({
+            codebases: ["packages/"],
+            manifests: [
+              new Response.Manifest({
+                version: "2.0.0",
+                packages: [new Response.Package({ name: "update.gz", hash: facts.sha1, hashSha256: facts.sha256, size: facts.size, ...pkg })]
+              })
+            ]
+          })
+        )
+      const otherSha1 = Crypto.createHash("sha1").update("something else").digest("base64")
+      const wrongSha1 = yield* setup({ served, name: "update.gz", override: { checkUpdate: offer({ hash: otherSha1 }) } })
+      const sha1 = yield* applyOver(wrongSha1.url, wrongSha1.tool)
+      expect(sha1._tag === "Left" && sha1.left).toMatchObject({ _tag: "PackageHashMismatch", algorithm: "sha1" })
+      expect(wrongSha1.seen.events).toEqual(["3/2", "13/1", "3/0 errorcode=10"])
+      const shorter = yield* setup({ served, name: "update.gz", override: { checkUpdate: offer({ size: facts.size - 100 }) } })
+      const size = yield* applyOver(shorter.url, shorter.tool)
+      expect(size._tag === "Left" && size.left).toMatchObject({ _tag: "PackageSizeMismatch", expected: facts.size - 100 })
+      expect(size._tag === "Left" && size.left._tag === "PackageSizeMismatch" && size.left.actual).toBeGreaterThan(facts.size - 100)
+      for (const { bin, tool } of [wrongSha1, shorter]) {
+        expect(Fs.readFileSync(tool).equals(oldBytes)).toBe(true)
+        expect(listing(bin)).toEqual(["tool"])
+      }
     }).pipe(Effect.scoped, Effect.provide(NodeContext.layer)))
 
   it.live("verifies a release signature carried as package metadata, and fails closed without one", () =>

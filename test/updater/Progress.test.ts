@@ -40,4 +40,22 @@ describe("Progress", () => {
       expect(out.at(-1)).toBe("\n")
       expect(out.length).toBe(4)
     }))
+
+  it.effect("puts a notice on a line of its own, ending a bar drawn before it", () =>
+    Effect.gen(function*() {
+      const out: Array<string> = []
+      const progress = Progress.make("dl", { write: (t) => out.push(t), isTTY: true, columns: 60 })
+      yield* progress.notice("waiting for data from u (attempt 1 of 4, 10 s without data)")
+      yield* progress.onProgress({ received: MiB, total: 4 * MiB })
+      yield* progress.notice("retrying")
+      yield* progress.onProgress({ received: 2 * MiB, total: 4 * MiB })
+      yield* progress.done
+      expect(out).toEqual([
+        "waiting for data from u (attempt 1 of 4, 10 s without data)\n",
+        expect.stringMatching(/^\r\[#+ +\] dl 1\.0\/4\.0 MiB 25%$/),
+        "\nretrying\n",
+        expect.stringMatching(/^\r\[#+ +\] dl 2\.0\/4\.0 MiB 50%$/),
+        "\n"
+      ])
+    }))
 })

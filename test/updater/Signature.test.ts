@@ -61,6 +61,39 @@ describe("Signature", () => {
       Fs.rmSync(dir, { recursive: true })
     }).pipe(Effect.provide(NodeContext.layer)))
 
+  it.effect("refuses one file for both keys, however it is reached, and never loses an existing private key", () =>
+    Effect.gen(function*() {
+      const dir = tempDir()
+      const privateKey = Path.join(dir, "release.key")
+      const same = (publicKey: string, force: boolean) => Effect.either(Signature.writeKeyPair({ privateKey, publicKey, force }))
+      // Nothing there yet: the same path, and the same path spelled another way.
+      for (const spelling of [privateKey, `${dir}/./sub/../release.key`]) {
+        const result = yield* same(spelling, false)
+        expect(result._tag === "Left" && result.left._tag).toBe("KeyPathsSame")
+        expect(Fs.readdirSync(dir)).toEqual([])
+      }
+      yield* Signature.writeKeyPair({ privateKey, publicKey: Path.join(dir, "release.pub"), force: false })
+      const before = Fs.readFileSync(privateKey, "utf8")
+      // Through a symbolic link to the directory, and a hard link to the file, even with force.
+      Fs.symlinkSync(dir, Path.join(dir, "alias"))
+      Fs.linkSync(privateKey, Path.join(dir, "hard.key"))
+      for (const other of [privateKey, Path.join(dir, "alias", "release.key"), Path.join(dir, "hard.key")]) {
+        const result = yield* same(other, true)
+        expect(result._tag === "Left" && result.left).toMatchObject({ _tag: "KeyPathsSame", privateKey, publicKey: other })
+        expect(result._tag === "Left" && result.left.message).toMatch(/give .*two different/)
+        expect(Fs.readFileSync(privateKey, "utf8")).toBe(before)
+      }
+      // Another file that holds a private key never receives a public key, even with force.
+      const otherKey = Path.join(dir, "other.key")
+      Fs.writeFileSync(otherKey, before)
+      const overwrite = yield* same(otherKey, true)
+      expect(overwrite._tag === "Left" && overwrite.left).toMatchObject({ _tag: "KeyFileExists", path: otherKey, holdsPrivateKey: true })
+      expect(Fs.readFileSync(otherKey, "utf8")).toBe(before)
+      expect(Fs.readFileSync(privateKey, "utf8")).toBe(before)
+      expect(Fs.readdirSync(dir).sort()).toEqual(["alias", "hard.key", "other.key", "release.key", "release.pub"])
+      Fs.rmSync(dir, { recursive: true })
+    }).pipe(Effect.provide(NodeContext.layer)))
+
   it.effect("refuses key files that hold no ed25519 key", () =>
     Effect.gen(function*() {
       const dir = tempDir()

@@ -86,6 +86,8 @@ export interface Faults {
   ignoreRange?: boolean
   /** Delay between body chunks in ms (slows downloads for kill tests). */
   chunkDelay?: number
+  /** After this many body bytes of a payload, send nothing more and keep the connection open. */
+  stallAfter?: number
 }
 
 /** A request the server saw. */
@@ -115,6 +117,7 @@ export const fileServer = async (root: string, faults: Faults = {}) => {
       res.writeHead(200, { "content-length": size })
     }
     const isPayload = !url.endsWith(".json")
+    const stallAt = isPayload && faults.stallAfter !== undefined ? faults.stallAfter : Infinity
     const limit = isPayload && faults.dieAfter !== undefined
       ? faults.dieAfter
       : isPayload && faults.cutOnceAfter !== undefined && !cut
@@ -125,6 +128,7 @@ export const fileServer = async (root: string, faults: Faults = {}) => {
     const step = 64 * 1024
     const pump = () => {
       if (sent >= data.length) return void res.end()
+      if (sent >= stallAt) return
       if (sent >= limit) {
         cut = true
         res.socket?.destroy()
@@ -134,7 +138,7 @@ export const fileServer = async (root: string, faults: Faults = {}) => {
         }
         return
       }
-      const n = Math.min(step, data.length - sent, limit - sent)
+      const n = Math.min(step, data.length - sent, limit - sent, stallAt - sent)
       const ok = res.write(data.subarray(sent, sent + n))
       sent += n
       const next = () => (faults.chunkDelay ? setTimeout(pump, faults.chunkDelay) : setImmediate(pump))
