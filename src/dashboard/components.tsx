@@ -54,13 +54,14 @@ export const StackedBar = ({ segments, label }: { segments: ReadonlyArray<Segmen
   )
 }
 
-/** The key of a bar or chart. */
-export const Legend = ({ segments }: { segments: ReadonlyArray<Segment> }) => (
+/** The key of a bar (with each part's count) or of a chart (`counts` false). */
+export const Legend = ({ segments, counts = true }: { segments: ReadonlyArray<Segment>; counts?: boolean }) => (
   <ul class="legend">
     {segments.filter((s) => s.value > 0).map((s) => (
       <li key={s.key}>
         <span class="dot" style={{ background: s.colour }} />
-        {s.label} <span class="muted">{Format.count(s.value)}</span>
+        {s.label}
+        {counts ? <span class="muted"> {Format.count(s.value)}</span> : null}
       </li>
     ))}
   </ul>

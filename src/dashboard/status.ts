@@ -13,19 +13,7 @@ export const statuses: ReadonlyArray<Status> = [
   "error"
 ]
 
-/** What each status is called on the page. */
-export const statusLabels: Readonly<Record<Status, string>> = {
-  undefined: "Up to date or idle",
-  granted: "Granted",
-  downloading: "Downloading",
-  downloaded: "Downloaded",
-  installed: "Installed",
-  complete: "Complete",
-  error: "Failed",
-  onHold: "On hold"
-}
-
-/** Short names for tables and legends. */
+/** What each status is called on the page (`undefined`: no update under way). */
 export const statusShort: Readonly<Record<Status, string>> = {
   undefined: "Idle",
   granted: "Granted",
@@ -36,9 +24,6 @@ export const statusShort: Readonly<Record<Status, string>> = {
   error: "Failed",
   onHold: "On hold"
 }
-
-/** The CSS class of each status (its colour lives in the style sheet). */
-export const statusClass = (status: Status): string => `st-${status}`
 
 /** Series colours for versions, by rank. */
 export const versionColours: ReadonlyArray<string> = [

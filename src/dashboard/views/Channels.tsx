@@ -35,8 +35,10 @@ const ChannelCard = ({ app, channel, packages, onChange }: {
   const write = async (f: () => Promise<unknown>) => {
     if ((await action.run(f)) !== undefined) onChange()
   }
-  const floorChoices = versions.filter((v) => !channel.floors.some((f) => f.version === v))
+  const floorChoices = versions.filter((v) => v !== channel.package && !channel.floors.some((f) => f.version === v))
   const blockChoices = versions.filter((v) => !channel.blocklist.includes(v))
+  const floorVersion = floorChoices.includes(floor) ? floor : floorChoices[0] ?? ""
+  const blockVersion = blockChoices.includes(block) ? block : blockChoices[0] ?? ""
   return (
     <article class="channel" data-channel={`${channel.name}/${channel.arch}`}>
       <header>
@@ -86,11 +88,10 @@ const ChannelCard = ({ app, channel, packages, onChange }: {
           class="inline-form"
           onSubmit={(e) => {
             e.preventDefault()
-            const version = floor === "" ? floorChoices[0]! : floor
-            void write(() => api.setFloor(app, channel, version, reason.trim())).then(() => setReason(""))
+            void write(() => api.setFloor(app, channel, floorVersion, reason.trim())).then(() => setReason(""))
           }}
         >
-          <select value={floor} onChange={(e) => setFloor(e.currentTarget.value)} aria-label="Floor version">
+          <select value={floorVersion} onChange={(e) => setFloor(e.currentTarget.value)} aria-label="Floor version">
             {floorChoices.map((v) => <option key={v} value={v}>{v}</option>)}
           </select>
           <input placeholder="reason" value={reason} onInput={(e) => setReason(e.currentTarget.value)} aria-label="Floor reason" />
@@ -113,8 +114,8 @@ const ChannelCard = ({ app, channel, packages, onChange }: {
         </ul>
       )}
       {canEdit && blockChoices.length > 0 ? (
-        <form class="inline-form" onSubmit={(e) => (e.preventDefault(), write(() => api.block(app, channel, block === "" ? blockChoices[0]! : block)))}>
-          <select value={block} onChange={(e) => setBlock(e.currentTarget.value)} aria-label="Version to block">
+        <form class="inline-form" onSubmit={(e) => (e.preventDefault(), write(() => api.block(app, channel, blockVersion)))}>
+          <select value={blockVersion} onChange={(e) => setBlock(e.currentTarget.value)} aria-label="Version to block">
             {blockChoices.map((v) => <option key={v} value={v}>{v}</option>)}
           </select>
           <button type="submit" disabled={action.busy}>Block version</button>

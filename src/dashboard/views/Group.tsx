@@ -176,11 +176,12 @@ const Charts = ({ app, name, palette, onTimeline }: {
           <div>
             <h3>Versions</h3>
             <StackedAreaChart data={chartOf(t, "versions")} series={versionSeries} label={`Versions over ${windowLabels[window]}`} />
+            <Legend counts={false} segments={versionSeries.map((s) => ({ ...s, value: t.points.some((p) => (p.versions[s.key] ?? 0) > 0) ? 1 : 0 }))} />
           </div>
           <div>
             <h3>Statuses</h3>
             <StackedAreaChart data={chartOf(t, "statuses")} series={statusSeries} label={`Statuses over ${windowLabels[window]}`} />
-            <Legend segments={statusSeries.map((s) => ({ ...s, value: t.points.some((p) => (p.statuses[s.key] ?? 0) > 0) ? 1 : 0 }))} />
+            <Legend counts={false} segments={statusSeries.map((s) => ({ ...s, value: t.points.some((p) => (p.statuses[s.key] ?? 0) > 0) ? 1 : 0 }))} />
           </div>
         </div>
       )}

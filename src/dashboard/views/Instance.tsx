@@ -5,7 +5,30 @@ import { Ago, ErrorMessage, Facts, Loading, Panel, StatusBadge } from "../compon
 import * as Format from "../format.js"
 import { useLoad } from "../hooks.js"
 import { href } from "../route.js"
+import type { InstanceEvent } from "../types.js"
 import { AppFrame } from "./common.js"
+
+/** A run of identical events (update_engine repeats 3/2 with every check), newest first. */
+interface EventRun {
+  readonly event: InstanceEvent
+  readonly count: number
+  /** The oldest of the run. */
+  readonly since: string
+}
+
+const sameEvent = (a: InstanceEvent, b: InstanceEvent) =>
+  a.eventType === b.eventType && a.eventResult === b.eventResult && a.errorCode === b.errorCode &&
+  a.previousVersion === b.previousVersion && a.nextVersion === b.nextVersion
+
+const runsOf = (events: ReadonlyArray<InstanceEvent>): Array<EventRun> => {
+  const runs: Array<EventRun> = []
+  for (const event of events) {
+    const last = runs[runs.length - 1]
+    if (last !== undefined && sameEvent(last.event, event)) runs[runs.length - 1] = { ...last, count: last.count + 1, since: event.at }
+    else runs.push({ event, count: 1, since: event.at })
+  }
+  return runs
+}
 
 /** An error code as update_engine names it, and what it means. */
 export const ErrorCode = ({ code }: { code: number }) => (
@@ -86,12 +109,16 @@ export const InstanceView = ({ app, machineId }: { app: string; machineId: strin
                     </tr>
                   </thead>
                   <tbody>
-                    {i.events.map((e, k) => (
+                    {runsOf(i.events).map(({ count, event: e, since }, k) => (
                       <tr key={k}>
-                        <td title={e.at}>{Format.time(e.at)}</td>
+                        <td title={e.at}>
+                          {Format.time(e.at)}
+                          {count === 1 ? null : <div class="muted small">since {Format.time(since)}</div>}
+                        </td>
                         <td>
                           {eventTypeName(e.eventType)}: {eventResultName(e.eventResult)}{" "}
                           <span class="muted small">({e.eventType}/{e.eventResult})</span>
+                          {count === 1 ? null : <span class="pill">×{count}</span>}
                         </td>
                         <td class="mono small">
                           {e.previousVersion === undefined && e.nextVersion === undefined
