@@ -9,7 +9,7 @@ import { api, type PolicyPatch } from "../api.js"
 import { type ChartData, type Series, StackedAreaChart } from "../chart.js"
 import { ErrorMessage, Facts, Legend, Loading, Panel, type Segment, StackedBar, Stat, statusSegments } from "../components.js"
 import * as Format from "../format.js"
-import { type Action, useAction, useLoad } from "../hooks.js"
+import { type Action, type Loaded, useAction, useLoad } from "../hooks.js"
 import { href } from "../route.js"
 import { useSession } from "../session.js"
 import { statusColours, statuses, statusShort, versionColours } from "../status.js"
@@ -137,18 +137,12 @@ const chartOf = (timeline: Timeline, pick: "statuses" | "versions"): ChartData =
   values: timeline.points.map((p) => p[pick])
 })
 
-const Charts = ({ app, name, palette, onTimeline }: {
-  app: string
-  name: string
+const Charts = ({ timeline, window, setWindow, palette }: {
+  timeline: Loaded<Timeline>
+  window: TimelineWindow
+  setWindow: (w: TimelineWindow) => void
   palette: Map<string, string>
-  onTimeline: (t: Timeline) => void
 }) => {
-  const [window, setWindow] = useState<TimelineWindow>("1h")
-  const timeline = useLoad(
-    () => api.timeline(app, name, window).then((t) => (onTimeline(t), t)),
-    `${app}/${name}/${window}`,
-    window === "1h" ? 5000 : 60000
-  )
   const t = timeline.data
   const versionSeries: Array<Series> = [...palette.keys()].reverse().map((v) => ({
     key: v,
@@ -405,12 +399,14 @@ export const GroupView = ({ app, name }: { app: string; name: string }) => {
   const group = useLoad(() => api.group(app, name), `${app}/${name}`, 5000)
   const status = useLoad(() => api.groupStatus(app, name), `${app}/${name}`, 3000)
   const channels = useLoad(() => api.channels(app), `${app}/channels`, 30000)
-  const [timeline, setTimeline] = useState<Timeline | undefined>(undefined)
+  // Asked for at once with the rest, not once the group has come.
+  const [window, setWindow] = useState<TimelineWindow>("1h")
+  const timeline = useLoad(() => api.timeline(app, name, window), `${app}/${name}/${window}`, window === "1h" ? 5000 : 60000)
   const [editing, setEditing] = useState(false)
   const pause = useAction()
   const save = useAction()
   const g = group.data
-  const palette = versionPalette(status.data, timeline)
+  const palette = versionPalette(status.data, timeline.data)
   const refresh = () => {
     group.reload()
     status.reload()
@@ -453,7 +449,7 @@ export const GroupView = ({ app, name }: { app: string; name: string }) => {
               <Progress app={app} status={status.data} palette={palette} />
             )}
           </Panel>
-          <Charts app={app} name={name} palette={palette} onTimeline={setTimeline} />
+          <Charts timeline={timeline} window={window} setWindow={setWindow} palette={palette} />
           <Panel
             title="Policy"
             id="policy"
