@@ -5,6 +5,7 @@ import { Effect, HashMap, Layer, Logger, Option } from "effect"
 import { AppClient, Platform, Xml } from "effect-omaha"
 import { post, send } from "./server/support.js"
 import { binary, choriaRelease, listing, tempDir, target } from "./updater/support.js"
+import * as ChildProcess from "node:child_process"
 import * as Crypto from "node:crypto"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
@@ -26,7 +27,41 @@ const loadExample = async (name: string): Promise<Record<string, unknown>> => {
   return import(file)
 }
 
+/** The shell commands of the README's `sh` blocks: continuation lines joined, comments left out. */
+const shellCommands = (): Array<string> =>
+  [...readme.matchAll(/```sh\n([\s\S]*?)```/g)]
+    .flatMap((block) => block[1]!.replace(/\\\n\s*/g, " ").split("\n"))
+    .map((line) => line.trim())
+    .filter((line) => line !== "" && !line.startsWith("#"))
+
+/** The package's own commands and their bundles (package.json's `bin`). */
+const bins = JSON.parse(Fs.readFileSync(Path.join(root, "package.json"), "utf8")).bin as Record<string, string>
+
 describe("README", () => {
+  it("runs the package's commands the way a clone can, `node dist/bin/<command>.js`, each of whose --help exits 0", () => {
+    const invocations = new Set<string>()
+    for (const line of shellCommands()) {
+      const words = line.split(/\s+/)
+      words.forEach((word, i) => {
+        // `npm run serve-package -- ...` is the package's script, which a clone runs too.
+        if (word in bins && !(words[i - 1] === "run" && words[i - 2] === "npm")) {
+          expect.fail(`${line}: ${word} is not on PATH in a clone; write node ${bins[word]}`)
+        }
+        const name = Object.keys(bins).find((bin) => bins[bin] === word)
+        if (name === undefined) return
+        expect(words[i - 1], line).toBe("node")
+        invocations.add(words[i + 1] === "keygen" ? `${name} keygen` : name)
+      })
+    }
+    expect([...invocations].sort()).toEqual(["serve-package", "update-repo", "update-repo keygen", "update-self"])
+    for (const invocation of invocations) {
+      const [name, ...sub] = invocation.split(" ")
+      const ran = ChildProcess.spawnSync(process.execPath, [bins[name!]!, ...sub, "--help"], { cwd: root, encoding: "utf8" })
+      expect(ran.status, `${invocation} --help: ${ran.stderr}`).toBe(0)
+      expect(ran.stdout.split("\n")[0]).toBe(`${invocation} 0.1.0`)
+    }
+  })
+
   it("documents the two set-up commands", () => {
     expect(readme).toContain("```sh\nnpm ci && npm test\n```")
     expect(readme).toContain(

@@ -18,6 +18,9 @@ import * as OmahaServer from "../server/OmahaServer.js"
 import * as PackageFiles from "../server/PackageFiles.js"
 import * as TrivialUpdater from "../server/TrivialUpdater.js"
 import * as Signature from "../updater/Signature.js"
+import * as CommandLine from "./internal/commandLine.js"
+import { type ExitStatusRow, exitStatusHelp } from "./internal/exitStatusHelp.js"
+import { integerAtLeast, withDefault } from "./internal/flags.js"
 import { formatBytes } from "./internal/format.js"
 import * as LogLines from "./internal/logLines.js"
 import { ExitStatus, runCommand } from "./internal/runCommand.js"
@@ -97,7 +100,9 @@ const exitStatus = Match.type<Failure>().pipe(
 const listenErrors: Record<string, string> = {
   EADDRINUSE: "the address is already in use (is another server running there?); choose another --listen-address",
   EACCES: "permission denied (ports below 1024 need privileges); choose a port above 1023",
-  EADDRNOTAVAIL: "the address is not one of this machine's; use 127.0.0.1, 0.0.0.0 or a local address"
+  EADDRNOTAVAIL: "the address is not one of this machine's; use 127.0.0.1, 0.0.0.0 or a local address",
+  ENOTFOUND: "no such host; use an IP address or a name this machine resolves",
+  EAI_AGAIN: "the name cannot be resolved now (DNS); use an IP address"
 }
 
 const describeServeError = (error: HttpServerError.ServeError): string => {
@@ -144,6 +149,8 @@ export const serve = (settings: Settings) =>
     const baseUrl = Option.isSome(settings.baseUrl)
       ? Option.some(yield* OmahaHandler.parseBaseUrl(settings.baseUrl.value))
       : Option.none<string>()
+    // Read before the payload is hashed, so that a bad key costs no time and prints nothing else.
+    const signKey = yield* Effect.transposeMapOption(settings.signKey, Signature.readPrivateKey)
     const files = yield* PackageFiles.make([{ name: settings.packageName, path: settings.packageFile }])
     const size = files.size(settings.packageName) ?? 0
     const onProgress = hashProgress(settings.packageName, size)
@@ -152,21 +159,13 @@ export const serve = (settings: Settings) =>
         new PackageFiles.PackageFileUnavailable({ path: settings.packageFile, reason: PackageFiles.describeFileError(e) })
       )
     )
-    yield* Console.error(
-      `serve-package: ${settings.packageName} is ${settings.packageFile}, version ${version.text}, ` +
-        `${formatBytes(facts.size)}, sha256 ${facts.sha256}`
-    )
-    const signature = yield* Option.match(settings.signKey, {
-      onNone: () => Effect.succeed(undefined),
-      onSome: (path) =>
-        Effect.map(Signature.readPrivateKey(path), (key) =>
-          Signature.sign(key, {
-            version: version.text,
-            os: Option.getOrElse(settings.os, () => Platform.goOs()),
-            arch: Option.getOrElse(settings.arch, () => Platform.goArch()),
-            sha256: facts.sha256Hex
-          }))
-    })
+    const signature = Option.getOrUndefined(Option.map(signKey, (key) =>
+      Signature.sign(key, {
+        version: version.text,
+        os: Option.getOrElse(settings.os, () => Platform.goOs()),
+        arch: Option.getOrElse(settings.arch, () => Platform.goArch()),
+        sha256: facts.sha256Hex
+      })))
 
     const server = OmahaServer.layer({
       host: listen.host,
@@ -188,6 +187,11 @@ export const serve = (settings: Settings) =>
     const context = yield* Layer.build(server).pipe(
       Effect.catchTag("ServeError", (e) =>
         Effect.fail(new CannotListen({ address: settings.listenAddress, reason: describeServeError(e) })))
+    )
+    // Said once listening, so that a failure to listen is the only line printed.
+    yield* Console.error(
+      `serve-package: ${settings.packageName} is ${settings.packageFile}, version ${version.text}, ` +
+        `${formatBytes(facts.size)}, sha256 ${facts.sha256}`
     )
     const address = Context.get(context, HttpServer.HttpServer).address
     const port = address._tag === "TcpAddress" ? address.port : listen.port
@@ -216,13 +220,13 @@ const options = {
   ),
   listenAddress: Options.text("listen-address").pipe(
     Options.withPseudoName("HOST:PORT"),
-    Options.withDefault("localhost:8000"),
-    Options.withDescription("host:port to listen on. The default serves this machine only; 0.0.0.0:8000 serves the network.")
+    Options.withDescription("host:port to listen on. The default serves this machine only; 0.0.0.0:8000 serves the network."),
+    withDefault("localhost:8000")
   ),
   packageName: Options.text("package-name").pipe(
     Options.withPseudoName("NAME"),
-    Options.withDefault("update.gz"),
-    Options.withDescription("The name the payload is served under, /packages/<name>.")
+    Options.withDescription("The name the payload is served under, /packages/<name>."),
+    withDefault("update.gz")
   ),
   baseUrl: Options.text("base-url").pipe(
     Options.withPseudoName("URL"),
@@ -234,14 +238,14 @@ const options = {
     Options.repeated,
     Options.withDescription("A proxy address whose X-Forwarded-Proto and X-Forwarded-Host headers are believed; repeat for several.")
   ),
-  shutdownGrace: Options.integer("shutdown-grace").pipe(
+  shutdownGrace: integerAtLeast("shutdown-grace", 0).pipe(
     Options.withPseudoName("SECONDS"),
-    Options.withDefault(30),
-    Options.withDescription("Seconds a stop waits for downloads in progress.")
+    Options.withDescription("Seconds a stop waits for downloads in progress."),
+    withDefault(30)
   ),
   logFormat: Options.choice("log-format", ["logfmt", "json"]).pipe(
-    Options.withDefault("logfmt" as const),
-    Options.withDescription("Format of the request log on stderr.")
+    Options.withDescription("Format of the request log on stderr."),
+    withDefault("logfmt" as const)
   ),
   signKey: Options.text("sign-key").pipe(
     Options.withPseudoName("FILE"),
@@ -266,18 +270,22 @@ const options = {
 /** The command line of serve-package. */
 export const command = Command.make("serve-package", options, serve).pipe(
   Command.withDescription(
-    "Serve one update payload over the Omaha protocol, for Flatcar's update_engine or any Omaha client. " +
-      "Exit statuses: 0 stopped by SIGINT/SIGTERM, 1 unexpected error, 2 invalid command line " +
-      "(missing or malformed flags, a version that is not semantic, an unreadable --sign-key), 3 payload missing or unreadable, " +
-      "4 cannot listen on the address."
+    "Serve one update payload over the Omaha protocol, for Flatcar's update_engine or any Omaha client."
   )
 )
+
+const exitCodes: ReadonlyArray<ExitStatusRow> = [
+  [Exit.Ok, "stopped by SIGINT or SIGTERM"],
+  [Exit.Unexpected, "unexpected error"],
+  [Exit.Usage, "invalid command line (missing or malformed flags, a version that is not semantic, a bad address or URL, an unreadable --sign-key)"],
+  [Exit.PayloadUnavailable, "payload missing or unreadable"],
+  [Exit.CannotListen, "cannot listen on the address (in use, not local, or a privileged port)"]
+]
 
 /** Runs serve-package with the process's arguments. */
 export const main = (argv: ReadonlyArray<string>): void =>
   runCommand(
     { name: "serve-package", exitStatus, interrupted: Exit.Ok },
-    Command.run(command, { name: "serve-package", version: packageVersion })(argv).pipe(
-      Effect.provide(NodeContext.layer)
-    )
+    CommandLine.run(command, { name: "serve-package", version: packageVersion, footer: exitStatusHelp(exitCodes) })(argv)
+      .pipe(Effect.provide(NodeContext.layer))
   )

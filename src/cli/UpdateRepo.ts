@@ -4,7 +4,7 @@
  * `release.json`), optionally signed, and `update-repo keygen` makes the
  * ed25519 key pair for signing.
  */
-import { Args, type CliApp, Command, Options, type ValidationError } from "@effect/cli"
+import { Args, type CliApp, Command, Options } from "@effect/cli"
 import type { CommandExecutor } from "@effect/platform"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import { Console, Effect, Match, Option } from "effect"
@@ -13,7 +13,10 @@ import * as Compression from "../updater/Compression.js"
 import * as Platform from "../protocol/Platform.js"
 import * as Publish from "../updater/Publish.js"
 import * as Signature from "../updater/Signature.js"
+import { packageVersion } from "../internal/version.js"
+import * as CommandLine from "./internal/commandLine.js"
 import { type ExitStatusRow, exitStatusHelp } from "./internal/exitStatusHelp.js"
+import { withDefault } from "./internal/flags.js"
 import { type Ending, ExitStatus } from "./internal/runCommand.js"
 import { releaseVersion, withReleaseVersion } from "./internal/versionArgument.js"
 
@@ -53,7 +56,7 @@ const exitCodes: ReadonlyArray<ExitStatusRow> = [
   [4, "the binary cannot be read"],
   [5, "invalid version, OS, architecture or binary name"],
   [6, "unreadable or wrong signing key"],
-  [7, "the repository cannot be written"],
+  [7, "the repository or a key file cannot be written"],
   [8, "compression failed (bzip2 missing: install it, or use --compression gzip)"],
   [9, "what was written does not read back as the release"],
   [130, "interrupted; nothing half-written is left"]
@@ -63,18 +66,37 @@ const footer = exitStatusHelp(exitCodes)
 
 const publish = Command.make("update-repo", {
   binary: Args.text({ name: "binary" }).pipe(Args.withDescription("the binary to publish")),
-  version: Options.text(releaseVersion).pipe(Options.withDescription("the release's version (also given as --version V)")),
-  os: Options.text("os").pipe(Options.withDescription("Go's OS name (linux, darwin, windows, ...)"), Options.withDefault(Platform.goOs())),
-  arch: Options.text("arch").pipe(Options.withDescription("Go's architecture name (amd64, arm64, ...)"), Options.withDefault(Platform.goArch())),
-  repo: Options.text("repo").pipe(Options.withDescription("the repository directory"), Options.withDefault("repo")),
+  version: Options.text(releaseVersion).pipe(
+    Options.withPseudoName("VERSION"),
+    Options.withDescription("the release's version (also given as --version VERSION)")
+  ),
+  os: Options.text("os").pipe(
+    Options.withPseudoName("OS"),
+    Options.withDescription("Go's OS name (linux, darwin, windows, ...)"),
+    withDefault(Platform.goOs(), `this machine's, ${Platform.goOs()}`)
+  ),
+  arch: Options.text("arch").pipe(
+    Options.withPseudoName("ARCH"),
+    Options.withDescription("Go's architecture name (amd64, arm64, ...)"),
+    withDefault(Platform.goArch(), `this machine's, ${Platform.goArch()}`)
+  ),
+  repo: Options.text("repo").pipe(
+    Options.withPseudoName("DIR"),
+    Options.withDescription("the repository directory"),
+    withDefault("./repo")
+  ),
   force: Options.boolean("force").pipe(Options.withDescription("overwrite an existing release")),
-  signKey: Options.text("sign-key").pipe(Options.withDescription("ed25519 private key (PEM) to sign with"), Options.optional),
+  signKey: Options.text("sign-key").pipe(
+    Options.withPseudoName("FILE"),
+    Options.withDescription("ed25519 private key (PEM, from update-repo keygen) to sign with"),
+    Options.optional
+  ),
   compression: Options.choice("compression", ["bz2", "gzip", "none"] as const).pipe(
     Options.withDescription(
-      "payload compression (default bz2, which needs the bzip2 command); choria's own updater applies bz2 only, " +
+      "payload compression (bz2 needs the bzip2 command); choria's own updater applies bz2 only, " +
         "so gzip and none releases are for update-self"
     ),
-    Options.withDefault("bz2" as Compression.Compression)
+    withDefault("bz2" as Compression.Compression)
   )
 }, (o) =>
   Effect.gen(function*() {
@@ -95,8 +117,14 @@ const publish = Command.make("update-repo", {
   ))
 
 const keygen = Command.make("keygen", {
-  privateKey: Options.text("private-key").pipe(Options.withDescription("where to write the private key (mode 0600)")),
-  publicKey: Options.text("public-key").pipe(Options.withDescription("where to write the public key")),
+  privateKey: Options.text("private-key").pipe(
+    Options.withPseudoName("FILE"),
+    Options.withDescription("where to write the private key (mode 0600)")
+  ),
+  publicKey: Options.text("public-key").pipe(
+    Options.withPseudoName("FILE"),
+    Options.withDescription("where to write the public key")
+  ),
   force: Options.boolean("force").pipe(Options.withDescription("overwrite existing key files"))
 }, (o) =>
   Effect.gen(function*() {
@@ -114,8 +142,12 @@ export const commands = { publish, keygen }
  */
 export const program = (argv: ReadonlyArray<string>) => {
   const [node = "node", script = "update-repo", first, ...rest] = argv
-  const run: Effect.Effect<void, UpdateRepoError | ValidationError.ValidationError, CliApp.CliApp.Environment | CommandExecutor.CommandExecutor> = first === "keygen"
-    ? Command.run(keygen, { name: "update-repo keygen", version: "0.1.0", footer })([node, script, ...rest])
-    : Command.run(publish, { name: "update-repo", version: "0.1.0", footer })(withReleaseVersion(argv))
+  const run: Effect.Effect<
+    void,
+    UpdateRepoError | CommandLine.UsageError,
+    CliApp.CliApp.Environment | CommandExecutor.CommandExecutor
+  > = first === "keygen"
+    ? CommandLine.run(keygen, { name: "update-repo keygen", version: packageVersion, footer })([node, script, ...rest])
+    : CommandLine.run(publish, { name: "update-repo", version: packageVersion, footer })(withReleaseVersion(argv))
   return run.pipe(Effect.provide(NodeContext.layer))
 }

@@ -21,7 +21,9 @@ import * as OmahaSource from "../updater/OmahaSource.js"
 import * as Progress from "../updater/Progress.js"
 import * as Repository from "../updater/Repository.js"
 import * as Signature from "../updater/Signature.js"
+import * as CommandLine from "./internal/commandLine.js"
 import { type ExitStatusRow, exitStatusHelp } from "./internal/exitStatusHelp.js"
+import { integerAtLeast, withDefault } from "./internal/flags.js"
 import * as LogLines from "./internal/logLines.js"
 import { type Ending, ExitStatus } from "./internal/runCommand.js"
 import { releaseVersion, withReleaseVersion } from "./internal/versionArgument.js"
@@ -52,22 +54,32 @@ export type SourceConfig =
 
 const repositoryOptions = Options.all({
   location: Options.text("repo").pipe(
+    Options.withPseudoName("URL|DIR"),
     Options.withDescription("the repository: an http(s) URL or a directory in choria's layout")
   ),
-  version: Options.text(releaseVersion).pipe(Options.withDescription("the version to install (also given as --version V)"))
+  version: Options.text(releaseVersion).pipe(
+    Options.withPseudoName("VERSION"),
+    Options.withDescription("the version to install (also given as --version VERSION)")
+  )
 }).pipe(Options.map((o) => ({ _tag: "Repository" as const, ...o })))
 
 const omahaOptions = Options.all({
   url: Options.text("omaha").pipe(
+    Options.withPseudoName("URL"),
     Options.withDescription(
       "an Omaha server (e.g. serve-package's SERVER= URL); it chooses the version. A request is tried 7 times in all, " +
         "1, 2, 4, 8, 16 and 32 s apart, each up to 90 s, and each wait is announced on stderr"
     )
   ),
-  appId: Options.text("app-id").pipe(Options.withDescription("the binary's Omaha app id")),
-  track: Options.text("track").pipe(Options.withDescription("the update track (group) to ask on"), Options.optional),
+  appId: Options.text("app-id").pipe(Options.withPseudoName("ID"), Options.withDescription("the binary's Omaha app id")),
+  track: Options.text("track").pipe(
+    Options.withPseudoName("TRACK"),
+    Options.withDescription("the update track (group) to ask on"),
+    Options.optional
+  ),
   userId: Options.text("user-id").pipe(
-    Options.withDescription("this client's Omaha user id (default: /etc/machine-id)"),
+    Options.withPseudoName("ID"),
+    Options.withDescription("this client's Omaha user id (default: the machine id, /etc/machine-id)"),
     Options.optional
   )
 }).pipe(Options.map((o) => ({ _tag: "Omaha" as const, ...o })))
@@ -194,49 +206,64 @@ const exitCodes: ReadonlyArray<ExitStatusRow> = [
 export const exitCodesHelp = exitStatusHelp(exitCodes)
 
 const options = {
-  target: Options.text("target").pipe(Options.withDescription("the binary to replace")),
+  target: Options.text("target").pipe(Options.withPseudoName("FILE"), Options.withDescription("the binary to replace")),
   source: sourceOptions,
   currentVersion: Options.text("current-version").pipe(
+    Options.withPseudoName("VERSION"),
     Options.withDescription("the installed version (without it, a target with the release's hash is up to date)"),
     Options.optional
   ),
-  os: Options.text("os").pipe(Options.withDescription("Go's OS name (default: this machine's)"), Options.optional),
-  arch: Options.text("arch").pipe(Options.withDescription("Go's architecture name (default: this machine's)"), Options.optional),
+  os: Options.text("os").pipe(
+    Options.withPseudoName("OS"),
+    Options.withDescription("Go's OS name (default: this machine's)"),
+    Options.optional
+  ),
+  arch: Options.text("arch").pipe(
+    Options.withPseudoName("ARCH"),
+    Options.withDescription("Go's architecture name (default: this machine's)"),
+    Options.optional
+  ),
   publicKey: Options.text("public-key").pipe(
+    Options.withPseudoName("FILE"),
     Options.withDescription("ed25519 public key (PEM); releases without a valid signature are refused"),
     Options.optional
   ),
   allowDowngrade: Options.boolean("allow-downgrade").pipe(Options.withDescription("allow installing an older version")),
   check: Options.text("check").pipe(
+    Options.withPseudoName("COMMAND"),
     Options.withDescription("shell command run after the swap; non-zero exit or timeout restores the old binary"),
     Options.optional
   ),
-  checkTimeout: Options.integer("check-timeout").pipe(
+  checkTimeout: integerAtLeast("check-timeout", 1).pipe(
+    Options.withPseudoName("SECONDS"),
     Options.withDescription("seconds the check may take"),
-    Options.withDefault(30)
+    withDefault(30)
   ),
-  maxSize: Options.integer("max-size").pipe(
-    Options.withDescription("largest binary accepted, in MiB, when the release does not say its size (default 1024, 1 GiB)"),
-    Options.withDefault(1024)
+  maxSize: integerAtLeast("max-size", 1).pipe(
+    Options.withPseudoName("MIB"),
+    Options.withDescription("largest binary accepted, in MiB, when the release does not say its size"),
+    withDefault(1024, "1024 (1 GiB)")
   ),
-  connectTimeout: Options.integer("connect-timeout").pipe(
+  connectTimeout: integerAtLeast("connect-timeout", 1).pipe(
+    Options.withPseudoName("SECONDS"),
     Options.withDescription("seconds to wait for a server's answer"),
-    Options.withDefault(30)
+    withDefault(30)
   ),
-  idleTimeout: Options.integer("idle-timeout").pipe(
+  idleTimeout: integerAtLeast("idle-timeout", 1).pipe(
+    Options.withPseudoName("SECONDS"),
     Options.withDescription(
-      `seconds a download may go without data (default 90); a download is tried ${Download.defaultAttempts} times in all, ` +
+      `seconds a download may go without data; a download is tried ${Download.defaultAttempts} times in all, ` +
         "each resuming where the last stopped, and says every 10 s (or a third of this, if shorter) that it waits"
     ),
-    Options.withDefault(90)
+    withDefault(90)
   ),
-  timeout: Options.integer("timeout").pipe(
+  timeout: integerAtLeast("timeout", 1).pipe(
+    Options.withPseudoName("SECONDS"),
     Options.withDescription(
-      "seconds one update may take, from the check to the end of the health check (default 1800, 30 min; " +
-        "each check with --watch); past it update-self stops with status 5 and the previous binary in place"
+      "seconds one update may take, from the check to the end of the health check (each check with --watch); " +
+        "past it update-self stops with status 5 and the previous binary in place"
     ),
-    Options.withDefault(1800),
-    Options.filterMap((n) => (n > 0 ? Option.some(n) : Option.none()), "--timeout must be a positive number of seconds")
+    withDefault(1800, "1800 (30 min)")
   ),
   watch: Options.boolean("watch").pipe(
     Options.withDescription(
@@ -349,6 +376,6 @@ export const command = Command.make("update-self", options, (o) =>
 
 /** The command's program for `argv` (as `process.argv`), with every service it needs. */
 export const program = (argv: ReadonlyArray<string>) =>
-  Command.run(command, { name: "update-self", version: packageVersion, footer: exitCodesHelp })(withReleaseVersion(argv)).pipe(
+  CommandLine.run(command, { name: "update-self", version: packageVersion, footer: exitCodesHelp })(withReleaseVersion(argv)).pipe(
     Effect.provide(Layer.mergeAll(NodeContext.layer, NodeHttpClient.layer, LogLines.layer("logfmt")))
   )

@@ -7,6 +7,7 @@
  */
 import { FileSystem } from "@effect/platform"
 import { Effect, Schema } from "effect"
+import { describeFileError } from "../internal/fileError.js"
 
 /** Where the two ids are read from; tests point these at temp files. */
 export interface Paths {
@@ -81,7 +82,7 @@ const readId = (kind: IdKind, path: string, pattern: RegExp, expected: string) =
       Effect.mapError((error) =>
         error._tag === "SystemError" && error.reason === "NotFound"
           ? new IdFileMissing({ kind, path })
-          : new IdFileUnreadable({ kind, path, reason: error.message })
+          : new IdFileUnreadable({ kind, path, reason: describeFileError(error) })
       )
     )
     const id = text.trim()

@@ -18,6 +18,7 @@ import type { PlatformError } from "@effect/platform/Error"
 import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import { Effect, Option, Runtime, Schema } from "effect"
 import * as Http from "node:http"
+import * as FileError from "../internal/fileError.js"
 import { BufferPool } from "./internal/BufferPool.js"
 import { sendChunk, whileConnected } from "./internal/NodeResponse.js"
 
@@ -63,20 +64,8 @@ export class PackageFileUnavailable extends Schema.TaggedError<PackageFileUnavai
   }
 }
 
-const systemReasons: Partial<Record<string, string>> = {
-  NotFound: "no such file",
-  PermissionDenied: "permission denied",
-  BadResource: "not a readable file"
-}
-
 /** A file-system failure in a few words (`no such file`, `too many open files (EMFILE)`, ...). */
-export const describeFileError = (error: PlatformError): string => {
-  if (error._tag !== "SystemError") return error.message
-  const known = systemReasons[error.reason]
-  if (known !== undefined) return known
-  const errno = error.description === undefined ? null : /^(E[A-Z0-9]+): ([^,]+)/.exec(error.description)
-  return errno === null ? error.message : `${errno[2]} (${errno[1]})`
-}
+export const describeFileError: (error: PlatformError) => string = FileError.describeFileError
 
 /** The URL path prefix payloads are served under. */
 export const prefix = "/packages/"

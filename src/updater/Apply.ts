@@ -11,6 +11,7 @@ import { Duration, Effect, Exit, Match, Option, Ref, Schema, Stream } from "effe
 import * as Crypto from "node:crypto"
 import * as Path from "node:path"
 import { Code } from "../client/ExitCode.js"
+import { describeFileError } from "../internal/fileError.js"
 import { PackageHashMismatch, PackageSizeMismatch } from "../protocol/Package.js"
 import * as Platform from "../protocol/Platform.js"
 import * as Version from "../protocol/Version.js"
@@ -244,7 +245,7 @@ const run = (options: Options, source: Repository.Source, found: Ref.Ref<Option.
     const paths = files(target)
     const info = yield* fs.stat(target).pipe(
       Effect.mapError((e) =>
-        new TargetUnavailable({ target, reason: e._tag === "SystemError" && e.reason === "NotFound" ? "no such file" : e.message })
+        new TargetUnavailable({ target, reason: describeFileError(e) })
       )
     )
     if (info.type !== "File") return yield* new TargetUnavailable({ target, reason: "not a regular file" })

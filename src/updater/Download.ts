@@ -8,8 +8,10 @@
  * output by rename once verified, so only one copy is ever on disk.
  */
 import { FileSystem, HttpClient, HttpClientRequest } from "@effect/platform"
+import { isPlatformError, type PlatformError } from "@effect/platform/Error"
 import { Clock, Duration, Effect, Exit, Option, Schedule, Schema, Stream } from "effect"
 import * as Crypto from "node:crypto"
+import { describeFileError } from "../internal/fileError.js"
 import { PackageHashMismatch, PackageSizeMismatch } from "../protocol/Package.js"
 import * as Compression from "./Compression.js"
 import type { Release } from "./Release.js"
@@ -42,7 +44,7 @@ export class WriteFailed extends Schema.TaggedError<WriteFailed>()("WriteFailed"
 
 /** Maps a platform error on `path` to {@link WriteFailed}. */
 export const writeFailed = (path: string, operation: string) => (error: { readonly message: string }) =>
-  new WriteFailed({ path, operation, reason: error.message })
+  new WriteFailed({ path, operation, reason: isPlatformError(error) ? describeFileError(error) : error.message })
 
 /** A payload stream from a source, starting at byte `start` of the payload. */
 export interface Body {
@@ -78,10 +80,22 @@ export const fetchHttp = (
   timeouts: Timeouts = defaultTimeouts
 ): Effect.Effect<Body, DownloadFailed, HttpClient.HttpClient> =>
   Effect.gen(function*() {
-    // Repositories often sit behind a CDN or object store that redirects; update_engine follows up to 10.
-    const client = HttpClient.followRedirects(yield* HttpClient.HttpClient, 10)
     const failed = (reason: string, retryable: boolean, status?: number) =>
       new DownloadFailed({ location: url, reason, retryable, ...(status === undefined ? {} : { status }) })
+    // Repositories often sit behind a CDN or object store that redirects; update_engine follows up to 10.
+    // Each Location must be an http(s) URL: following anything else, the platform's client throws.
+    const client = HttpClient.followRedirects(
+      HttpClient.transform(yield* HttpClient.HttpClient, (response, request) =>
+        Effect.flatMap(response, (answer) => {
+          const location = answer.headers.location
+          if (answer.status < 300 || answer.status >= 400 || location === undefined) return Effect.succeed(answer)
+          const next = URL.canParse(location, request.url) ? new URL(location, request.url).protocol : ""
+          return next === "http:" || next === "https:"
+            ? Effect.succeed(answer)
+            : Effect.fail(failed(`redirected to ${location}, which is not an http or https URL`, false))
+        })),
+      10
+    )
     const request = HttpClientRequest.get(url).pipe(
       offset > 0 ? HttpClientRequest.setHeader("range", `bytes=${offset}-`) : (r) => r,
       HttpClientRequest.setHeader("accept-encoding", "identity")
@@ -366,8 +380,7 @@ export const toFile = (options: Options): Effect.Effect<
 export const fetchFile = (path: string, offset: number) =>
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
-    const failed = (e: { readonly message: string }) =>
-      new DownloadFailed({ location: path, reason: e.message, retryable: false })
+    const failed = (e: PlatformError) => new DownloadFailed({ location: path, reason: describeFileError(e), retryable: false })
     const info = yield* Effect.mapError(fs.stat(path), failed)
     const total = Number(info.size)
     const body: Body = {

@@ -8,6 +8,7 @@ import { FileSystem } from "@effect/platform"
 import { Effect, Schema, Stream } from "effect"
 import * as Crypto from "node:crypto"
 import * as Path from "node:path"
+import { describeFileError } from "../internal/fileError.js"
 import * as Version from "../protocol/Version.js"
 import * as Compression from "./Compression.js"
 import { WriteFailed, writeFailed } from "./Download.js"
@@ -29,7 +30,7 @@ export class BinaryUnavailable extends Schema.TaggedError<BinaryUnavailable>()("
   reason: Schema.String
 }) {
   override get message(): string {
-    return `binary ${this.path}: ${this.reason}`
+    return `cannot read binary ${this.path}: ${this.reason}`
   }
 }
 
@@ -99,6 +100,29 @@ const sha256Of = <E, R>(stream: Stream.Stream<Uint8Array, E, R>) =>
       })).pipe(Effect.map(() => ({ sha256: hash.digest("hex"), size })))
   })
 
+/**
+ * Creates `dir` and its missing parents one level at a time. Node's recursive
+ * mkdir answers ENOENT when a parent cannot be made (on a read-only file
+ * system, say); one level at a time, the failure names its real cause and the
+ * directory it struck.
+ */
+const makeDirectories = (fs: FileSystem.FileSystem, dir: string) =>
+  Effect.gen(function*() {
+    const missing: Array<string> = []
+    for (let path = Path.resolve(dir); !(yield* Effect.orElseSucceed(fs.exists(path), () => false));) {
+      missing.unshift(path)
+      const parent = Path.dirname(path)
+      if (parent === path) break
+      path = parent
+    }
+    for (const path of missing) {
+      yield* fs.makeDirectory(path).pipe(
+        Effect.catchIf((e) => e._tag === "SystemError" && e.reason === "AlreadyExists", () => Effect.void),
+        Effect.mapError(writeFailed(path, "create"))
+      )
+    }
+  })
+
 /** Publishes a binary (see the module header); the release is checked by reading it back. */
 export const publish = Effect.fn("Publish.publish")(function*(options: Options) {
   const fs = yield* FileSystem.FileSystem
@@ -110,7 +134,7 @@ export const publish = Effect.fn("Publish.publish")(function*(options: Options) 
   if (!segment.test(base)) return yield* new InvalidName({ what: "binary name", value: base })
 
   const info = yield* fs.stat(options.binary).pipe(
-    Effect.mapError((e) => new BinaryUnavailable({ path: options.binary, reason: e.message }))
+    Effect.mapError((e) => new BinaryUnavailable({ path: options.binary, reason: describeFileError(e) }))
   )
   if (info.type !== "File") return yield* new BinaryUnavailable({ path: options.binary, reason: "not a regular file" })
 
@@ -123,7 +147,7 @@ export const publish = Effect.fn("Publish.publish")(function*(options: Options) 
       if (yield* Effect.orElseSucceed(fs.exists(path), () => false)) return yield* new ReleaseExists({ path })
     }
   }
-  yield* fs.makeDirectory(dir, { recursive: true }).pipe(Effect.mapError(writeFailed(dir, "create")))
+  yield* makeDirectories(fs, dir)
 
   // Written under temporary names and renamed into place: a reader never sees half a release.
   const payloadTemp = Path.join(dir, `.${name}.tmp`)
@@ -135,7 +159,7 @@ export const publish = Effect.fn("Publish.publish")(function*(options: Options) 
     const hash = Crypto.createHash("sha256")
     let size = 0
     const input = fs.stream(options.binary, { chunkSize: 1024 * 1024 }).pipe(
-      Stream.mapError((e) => new BinaryUnavailable({ path: options.binary, reason: e.message })),
+      Stream.mapError((e) => new BinaryUnavailable({ path: options.binary, reason: describeFileError(e) })),
       Stream.tap((bytes) =>
         Effect.sync(() => {
           hash.update(bytes)

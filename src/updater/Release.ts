@@ -3,7 +3,7 @@
  * and the release a source hands to the updater (which binary, for which
  * version and platform, where to fetch it, and what it must hash to).
  */
-import { Effect, Schema } from "effect"
+import { Effect, ParseResult, Schema } from "effect"
 import { Compression } from "./Compression.js"
 
 /** The most a `release.json` may weigh; a real one is a few hundred bytes. */
@@ -11,7 +11,7 @@ export const maxReleaseFileBytes = 64 * 1024
 
 /** Lowercase or uppercase hex of a SHA-256 digest (64 digits). */
 export const Sha256Hex = Schema.String.pipe(
-  Schema.pattern(/^[0-9a-fA-F]{64}$/, { message: () => "expected a SHA-256 digest in hex (64 digits)" })
+  Schema.pattern(/^[0-9a-fA-F]{64}$/, { message: () => "expected 64 hex characters (a SHA-256 digest)" })
 )
 
 /** A file name with no directory part, no leading dot and nothing a shell or URL would treat specially. */
@@ -55,14 +55,21 @@ export class ReleaseInvalid extends Schema.TaggedError<ReleaseInvalid>()("Releas
 
 const decodeFile = Schema.decodeUnknown(Schema.parseJson(ReleaseFile), { errors: "first" })
 
+// The first problem as `field: what is wrong`, on one line (Schema's own report is a tree).
+const firstProblem = (error: ParseResult.ParseError): string => {
+  const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
+  if (issue === undefined) return "unreadable"
+  const message = issue._tag === "Missing" ? "missing" : issue.message.charAt(0).toLowerCase() + issue.message.slice(1)
+  if (issue.path.length > 0) return `${issue.path.join(".")}: ${message}`
+  return issue._tag === "Transformation" ? `not JSON (${message})` : "expected a JSON object"
+}
+
 /** Reads a `release.json` from its bytes, refusing anything over {@link maxReleaseFileBytes}. */
 export const decodeReleaseFile = (bytes: Uint8Array, location: string): Effect.Effect<ReleaseFile, ReleaseInvalid> =>
   bytes.byteLength > maxReleaseFileBytes
     ? Effect.fail(new ReleaseInvalid({ location, reason: `larger than ${maxReleaseFileBytes} bytes` }))
     : decodeFile(new TextDecoder("utf-8", { fatal: false }).decode(bytes)).pipe(
-      Effect.mapError((error) =>
-        new ReleaseInvalid({ location, reason: error.message.split("\n").filter((l) => l.trim() !== "").pop() ?? "" })
-      )
+      Effect.mapError((error) => new ReleaseInvalid({ location, reason: firstProblem(error) }))
     )
 
 /** The JSON text of a `release.json`, as `update-repo` writes it. */

@@ -15,6 +15,7 @@
 import { FileSystem, HttpClient } from "@effect/platform"
 import { Context, Effect, Layer, Option, Schema, Stream } from "effect"
 import * as Path from "node:path"
+import { describeFileError } from "../internal/fileError.js"
 import * as Platform from "../protocol/Platform.js"
 import * as Version from "../protocol/Version.js"
 import * as Download from "./Download.js"
@@ -208,13 +209,13 @@ export const makeDirectory = (options: DirectoryOptions): Effect.Effect<Source, 
           Effect.fail(
             e._tag === "SystemError" && e.reason === "NotFound"
               ? new ReleaseNotFound({ location: path, reason: "no such file" })
-              : new RepositoryUnreachable({ location: path, reason: e.message })
+              : new RepositoryUnreachable({ location: path, reason: describeFileError(e) })
           )
         ))
         if (info.type !== "File") return yield* new ReleaseNotFound({ location: path, reason: "not a file" })
         const bytes = Number(info.size) > maxReleaseFileBytes
           ? new Uint8Array(maxReleaseFileBytes + 1)
-          : yield* Effect.mapError(fs.readFile(path), (e) => new RepositoryUnreachable({ location: path, reason: e.message }))
+          : yield* Effect.mapError(fs.readFile(path), (e) => new RepositoryUnreachable({ location: path, reason: describeFileError(e) }))
         const file = yield* decodeReleaseFile(bytes, path)
         return Option.some(release(segments, file, Path.join(dir, file.binary)))
       }),

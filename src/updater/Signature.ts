@@ -7,6 +7,8 @@ import { FileSystem } from "@effect/platform"
 import { Effect, Option, Schema } from "effect"
 import * as Crypto from "node:crypto"
 import * as Path from "node:path"
+import { describeFileError } from "../internal/fileError.js"
+import { writeFailed } from "./Download.js"
 
 /** What a signature vouches for. */
 export interface Signed {
@@ -74,10 +76,11 @@ export const verify = (
 /** A key file that cannot be read or holds no ed25519 key of the expected kind. */
 export class KeyFileInvalid extends Schema.TaggedError<KeyFileInvalid>()("KeyFileInvalid", {
   path: Schema.String,
+  kind: Schema.Literal("public", "private"),
   reason: Schema.String
 }) {
   override get message(): string {
-    return `key file ${this.path}: ${this.reason}`
+    return `cannot read ${this.kind} key ${this.path}: ${this.reason}`
   }
 }
 
@@ -111,18 +114,19 @@ const maxKeyFileBytes = 16 * 1024
 const readKey = (path: string, kind: "public" | "private") =>
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
-    const invalid = (reason: string) => new KeyFileInvalid({ path, reason })
-    const info = yield* Effect.mapError(fs.stat(path), (e) => invalid(e.message))
-    if (info.type !== "File" || Number(info.size) > maxKeyFileBytes) {
-      return yield* Effect.fail(invalid(`not a key file (expected a PEM file of at most ${maxKeyFileBytes} bytes)`))
+    const invalid = (reason: string) => new KeyFileInvalid({ path, kind, reason })
+    const info = yield* Effect.mapError(fs.stat(path), (e) => invalid(describeFileError(e)))
+    if (info.type !== "File") return yield* Effect.fail(invalid(`not a regular file (${info.type.toLowerCase()})`))
+    if (Number(info.size) > maxKeyFileBytes) {
+      return yield* Effect.fail(invalid(`larger than ${maxKeyFileBytes} bytes, so not a PEM key file`))
     }
-    const text = yield* Effect.mapError(fs.readFileString(path), (e) => invalid(e.message))
+    const text = yield* Effect.mapError(fs.readFileString(path), (e) => invalid(describeFileError(e)))
     const key = yield* Effect.try({
       try: () => (kind === "public" ? Crypto.createPublicKey(text) : Crypto.createPrivateKey(text)),
-      catch: () => invalid(`no ${kind} key in PEM format`)
+      catch: () => invalid(`not a PEM ${kind} key`)
     })
     if (key.asymmetricKeyType !== "ed25519") {
-      return yield* Effect.fail(invalid(`expected an ed25519 ${kind} key, found ${key.asymmetricKeyType ?? "another kind"}`))
+      return yield* Effect.fail(invalid(`not an ed25519 key (${key.asymmetricKeyType ?? "another kind"})`))
     }
     return key
   })
@@ -179,7 +183,8 @@ const holdsPrivateKey = (path: string) =>
  * unless `force`, and even then a file holding a private key never receives
  * the public key. Each key is written to a temporary file beside its path and
  * renamed into place, the public key first, so a failure leaves an existing
- * private key as it was.
+ * private key as it was. A key that cannot be written is a {@link WriteFailed}
+ * naming its path.
  */
 export const writeKeyPair = (options: {
   readonly privateKey: string
@@ -199,7 +204,8 @@ export const writeKeyPair = (options: {
       }
     }
     const pair = yield* generateKeyPair
-    const invalid = (path: string) => (e: { readonly message: string }) => new KeyFileInvalid({ path, reason: e.message })
+    const failed = (path: string) =>
+      writeFailed(path, `write the ${path === options.privateKey ? "private" : "public"} key`)
     // Exclusive create: the private key is never briefly readable by others.
     const staged = (path: string, text: string, mode: number) =>
       Effect.acquireRelease(
@@ -208,7 +214,7 @@ export const writeKeyPair = (options: {
           yield* fs.remove(temp, { force: true })
           yield* fs.writeFileString(temp, text, { flag: "wx", mode })
           return temp
-        }).pipe(Effect.mapError(invalid(path))),
+        }).pipe(Effect.mapError(failed(path))),
         (temp) => fs.remove(temp, { force: true }).pipe(Effect.ignore)
       )
     // Without force, a link (which never replaces) rather than a rename (which does).
@@ -216,7 +222,7 @@ export const writeKeyPair = (options: {
       (options.force ? fs.rename(temp, path) : fs.link(temp, path)).pipe(
         Effect.catchIf((e) => e._tag === "SystemError" && e.reason === "AlreadyExists", () =>
           Effect.fail(new KeyFileExists({ path }))),
-        Effect.catchTag("SystemError", "BadArgument", (e) => Effect.fail(invalid(path)(e)))
+        Effect.catchTag("SystemError", "BadArgument", (e) => Effect.fail(failed(path)(e)))
       )
     yield* Effect.scoped(Effect.gen(function*() {
       const privateTemp = yield* staged(options.privateKey, pair.privateKey, 0o600)

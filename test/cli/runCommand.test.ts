@@ -2,6 +2,7 @@ import { ValidationError } from "@effect/cli"
 import { HelpDoc } from "@effect/cli"
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, Data, Exit, FiberId, Option } from "effect"
+import { UsageError } from "../../src/cli/internal/commandLine.js"
 import { ExitStatus, outcome } from "../../src/cli/internal/runCommand.js"
 
 class Missing extends Data.TaggedError("Missing")<{ readonly path: string }> {
@@ -30,9 +31,22 @@ describe("runCommand outcome", () => {
     expect(outcome(ending, Exit.fail(new Busy())).status).toBe(4)
   })
 
-  it("exits 2 without a second message for usage errors", () => {
-    const usage = ValidationError.missingValue(HelpDoc.p("Expected to find option: '--x'"))
-    expect(outcome(ending, Exit.fail(usage))).toEqual({ status: ExitStatus.Usage, message: Option.none() })
+  it("exits 2 with the one line of a usage error", () => {
+    const usage = new UsageError({ command: "tool sub", reason: "missing --x FILE" })
+    expect(outcome(ending, Exit.fail(usage))).toEqual({
+      status: ExitStatus.Usage,
+      message: Option.some("tool: missing --x FILE; see tool sub --help")
+    })
+  })
+
+  it("exits 2 with one line for a report of @effect/cli that reaches it unparsed", () => {
+    const report = ValidationError.missingValue(
+      HelpDoc.sequence(HelpDoc.p("Expected to find option: '--x'"), HelpDoc.p("Expected to find option: '--y'"))
+    )
+    expect(outcome(ending, Exit.fail(report))).toEqual({
+      status: ExitStatus.Usage,
+      message: Option.some("tool: Expected to find option: '--x'")
+    })
   })
 
   it("exits with the command's status when stopped by a signal", () => {

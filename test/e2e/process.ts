@@ -21,6 +21,8 @@ export interface SpawnOptions {
   readonly cwd?: string
   /** The bundle to run instead of `dist/bin/<name>.js` (a copy another user can read). */
   readonly script?: string
+  /** For {@link run}: kill the command (SIGKILL) if it has not ended after this long; its status is then null. */
+  readonly timeoutMs?: number
 }
 
 /** How a command run ended. */
@@ -32,7 +34,7 @@ export interface Ran {
 
 /** Starts a bundled command with node. */
 export const start = (name: string, args: ReadonlyArray<string>, options: SpawnOptions = {}): Running => {
-  const { script, ...spawnOptions } = options
+  const { script, timeoutMs: _, ...spawnOptions } = options
   const child = ChildProcess.spawn(process.execPath, [script ?? binPath(name), ...args], {
     stdio: ["ignore", "pipe", "pipe"],
     ...spawnOptions
@@ -60,10 +62,11 @@ export const waitFor = async (running: Running, predicate: () => boolean, timeou
 /** Runs a bundled command to its end (asynchronously: a test's server shares this process). */
 export const run = async (name: string, args: ReadonlyArray<string>, options: SpawnOptions = {}): Promise<Ran> => {
   const running = start(name, args, options)
+  const timer = options.timeoutMs === undefined ? undefined : setTimeout(() => running.child.kill("SIGKILL"), options.timeoutMs)
   // "close" rather than "exit": the output is complete only once the pipes are.
   const status = await new Promise<number | null>((resolve, reject) => {
     running.child.on("error", reject)
     running.child.on("close", (code) => resolve(code))
-  })
+  }).finally(() => clearTimeout(timer))
   return { status, stdout: running.stdout(), stderr: running.stderr() }
 }

@@ -159,7 +159,7 @@ describe("serve-package failures", () => {
   it("exits 2 when a required flag is missing, saying which", async () => {
     const result = await run("serve-package", ["--package-file", payloadPath])
     expect(result.status).toBe(2)
-    expect(result.stderr.trim()).toBe("Expected to find option: '--package-version'")
+    expect(result.stderr).toBe("serve-package: missing --package-version VERSION; see serve-package --help\n")
   })
 
   it("exits 3 for a missing payload", async () => {

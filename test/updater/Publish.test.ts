@@ -43,8 +43,19 @@ describe("Publish", () => {
         expect(result._tag === "Left" && result.left._tag, JSON.stringify(bad)).toMatch(/^(InvalidName|InvalidVersion)$/)
       }
       const missing = yield* Effect.either(Publish.publish({ ...options, binary: Path.join(dir, "absent") }))
-      expect(missing._tag === "Left" && missing.left._tag).toBe("BinaryUnavailable")
+      expect(missing._tag === "Left" && missing.left.message).toBe(`cannot read binary ${Path.join(dir, "absent")}: no such file`)
       expect(Fs.existsSync(Path.join(dir, "repo"))).toBe(false)
       Fs.rmSync(dir, { recursive: true })
     }).pipe(Effect.provide(NodeContext.layer)))
+
+  it.live("names the directory it could not create and why, not the ENOENT of a recursive mkdir", () =>
+    Effect.gen(function*() {
+      const { dir, options } = setup()
+      yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(dir, { recursive: true })))
+      // A repository below a regular file: its first missing level cannot be made.
+      const result = yield* Effect.either(Publish.publish({ ...options, repo: Path.join(dir, "tool", "repo") }))
+      expect(result._tag === "Left" && result.left.message).toBe(
+        `cannot create ${Path.join(dir, "tool", "repo")}: a part of the path is not a directory (ENOTDIR)`
+      )
+    }).pipe(Effect.scoped, Effect.provide(NodeContext.layer)))
 })

@@ -41,6 +41,22 @@ describe("Release.decodeReleaseFile", () => {
     expect(result._tag === "Left" && result.left.reason).toBe(`larger than ${Release.maxReleaseFileBytes} bytes`)
   })
 
+  it("says which field breaks which rule, on one plain line", () => {
+    const message = (text: string) => {
+      const result = Effect.runSync(Effect.either(Release.decodeReleaseFile(new TextEncoder().encode(text), "r.json")))
+      return result._tag === "Left" ? result.left.message : "decoded"
+    }
+    expect(message(JSON.stringify({ binary: "t.bz2", hash: "abc" })))
+      .toBe("release r.json is invalid: hash: expected 64 hex characters (a SHA-256 digest)")
+    expect(message(JSON.stringify({ hash }))).toBe("release r.json is invalid: binary: missing")
+    expect(message(JSON.stringify({ binary: "t.bz2", hash, uri: "ftp://host/t.bz2" })))
+      .toBe("release r.json is invalid: uri: expected an http or https URL, not ftp:")
+    expect(message(JSON.stringify({ binary: "t.bz2", hash, signature: 7 })))
+      .toBe("release r.json is invalid: signature: expected string, actual 7")
+    expect(message("[]")).toBe("release r.json is invalid: expected a JSON object")
+    expect(message("<html>")).toMatch(/^release r\.json is invalid: not JSON \([^\n]*\)$/)
+  })
+
   it("writes what it reads", () => {
     const file = new Release.ReleaseFile({ binary: "t.bz2", hash, signature: "c2ln" })
     const text = Release.encodeReleaseFile(file)

@@ -101,10 +101,10 @@ describe("Signature", () => {
       Fs.writeFileSync(rsa, Crypto.generateKeyPairSync("rsa", { modulusLength: 1024 }).publicKey.export({ type: "spki", format: "pem" }))
       const text = Path.join(dir, "text.pub")
       Fs.writeFileSync(text, "hello")
-      for (const [path, reason] of [[rsa, /expected an ed25519 public key, found rsa/], [text, /no public key in PEM/], [
+      for (const [path, reason] of [[rsa, /: not an ed25519 key \(rsa\)$/], [text, /: not a PEM public key$/], [
         Path.join(dir, "absent"),
-        /ENOENT|no such file/i
-      ]] as const) {
+        /^cannot read public key .*absent: no such file$/
+      ], [dir, /: not a regular file \(directory\)$/]] as const) {
         const result = yield* Effect.either(Signature.readPublicKey(path))
         expect(result._tag === "Left" && result.left._tag).toBe("KeyFileInvalid")
         expect(result._tag === "Left" && result.left.message).toMatch(reason)

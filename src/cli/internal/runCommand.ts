@@ -1,14 +1,15 @@
 /**
  * How every command of this package ends: a typed failure prints one line
  * (`serve-package: <what went wrong>`) and exits with the status the command
- * documents for it; usage errors exit 2 after @effect/cli has printed them
- * (once: the runtime's own error reporting is off); a defect exits 1; a stop
- * by SIGINT/SIGTERM runs every finalizer and exits with the command's
- * `interrupted` status.
+ * documents for it; a usage error (see `commandLine.ts`) prints its one line
+ * and exits 2; a defect exits 1; a stop by SIGINT/SIGTERM runs every
+ * finalizer and exits with the command's `interrupted` status. The runtime's
+ * own error reporting is off, so nothing is printed twice.
  */
-import { ValidationError } from "@effect/cli"
+import { HelpDoc, ValidationError } from "@effect/cli"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Effect, Exit, Option } from "effect"
+import { UsageError } from "./commandLine.js"
 
 /** Exit statuses shared by every command; each command documents its own from 3 up. */
 export const ExitStatus = {
@@ -41,13 +42,26 @@ const messageOf = (error: unknown): string =>
 
 const firstLine = (text: string): string => text.split("\n", 1)[0] ?? text
 
+/** What a command's program may fail with besides its own errors. */
+export type CommandLineError = UsageError | ValidationError.ValidationError
+
 /** The outcome of a command's exit. */
-export const outcome = <E>(ending: Ending<E>, exit: Exit.Exit<unknown, E | ValidationError.ValidationError>): Outcome => {
+export const outcome = <E>(ending: Ending<E>, exit: Exit.Exit<unknown, E | CommandLineError>): Outcome => {
   if (Exit.isSuccess(exit)) return { status: ExitStatus.Ok, message: Option.none() }
   const failure = Cause.failureOption(exit.cause)
   if (Option.isSome(failure)) {
     const error = failure.value
-    if (ValidationError.isValidationError(error)) return { status: ExitStatus.Usage, message: Option.none() }
+    if (error instanceof UsageError) {
+      return { status: ExitStatus.Usage, message: Option.some(`${ending.name}: ${error.message}`) }
+    }
+    if (ValidationError.isValidationError(error)) {
+      // Only a program not parsed by commandLine.run gets here; its report's first line still says what is wrong.
+      const text = HelpDoc.toAnsiText(error.error).replace(/\u001b\[[0-9;]*m/g, "").trim()
+      return {
+        status: ExitStatus.Usage,
+        message: Option.some(`${ending.name}: ${firstLine(text === "" ? "invalid command line" : text)}`)
+      }
+    }
     return {
       status: ending.exitStatus(error),
       message: Option.some(`${ending.name}: ${firstLine(messageOf(error))}`)
@@ -68,7 +82,7 @@ export const outcome = <E>(ending: Ending<E>, exit: Exit.Exit<unknown, E | Valid
 /** Runs a fully provided command program as the process's main program (see the module header). */
 export const runCommand = <E>(
   ending: Ending<E>,
-  program: Effect.Effect<void, E | ValidationError.ValidationError>
+  program: Effect.Effect<void, E | CommandLineError>
 ): void =>
   NodeRuntime.runMain(program, {
     disableErrorReporting: true,
@@ -76,7 +90,7 @@ export const runCommand = <E>(
     // logger would print each one again on stdout.
     disablePrettyLogger: true,
     teardown: (exit, onExit) => {
-      const result = outcome(ending, exit as Exit.Exit<unknown, E | ValidationError.ValidationError>)
+      const result = outcome(ending, exit as Exit.Exit<unknown, E | CommandLineError>)
       if (Option.isSome(result.message)) process.stderr.write(result.message.value + "\n")
       onExit(result.status)
     }
