@@ -41,7 +41,7 @@ const useWidth = () => {
 const niceMax = (max: number): number => {
   if (max <= 4) return Math.max(1, max)
   const magnitude = 10 ** Math.floor(Math.log10(max))
-  for (const step of [1, 2, 2.5, 5, 10]) if (max <= step * magnitude) return step * magnitude
+  for (const step of [1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10]) if (max <= step * magnitude) return step * magnitude
   return 10 * magnitude
 }
 

@@ -121,9 +121,11 @@ export const InstanceView = ({ app, machineId }: { app: string; machineId: strin
                           {count === 1 ? null : <span class="pill">×{count}</span>}
                         </td>
                         <td class="mono small">
-                          {e.previousVersion === undefined && e.nextVersion === undefined
-                            ? null
-                            : `${e.previousVersion ?? "?"} → ${e.nextVersion ?? "?"}`}
+                          {e.previousVersion === undefined
+                            ? (e.nextVersion === undefined ? null : `to ${e.nextVersion}`)
+                            : e.nextVersion === undefined
+                            ? `from ${e.previousVersion}`
+                            : `${e.previousVersion} → ${e.nextVersion}`}
                         </td>
                         <td>{e.errorCode === undefined ? null : <ErrorCode code={e.errorCode} />}</td>
                       </tr>
