@@ -8,7 +8,7 @@ import { useEffect, useState } from "preact/hooks"
 import { api, ApiFailure, onUnauthorized } from "./api.js"
 import { ErrorMessage } from "./components.js"
 import { href, type Route, useRoute } from "./route.js"
-import { keepToken, SessionContext, type SessionInfo, storedToken } from "./session.js"
+import { keepRole, keepToken, SessionContext, type SessionInfo, stored } from "./session.js"
 import "./style.css"
 import { ActivityView } from "./views/Activity.js"
 import { AppsView, AppView } from "./views/Apps.js"
@@ -85,13 +85,23 @@ type State =
   | { readonly step: "signedOut"; readonly error?: ApiFailure | undefined }
   | { readonly step: "signedIn"; readonly role: SessionInfo["role"]; readonly name: string }
 
+// A token kept from before this load is sent at once; its role as last seen
+// shows the views while the server is asked again.
+const initial = (): State => {
+  const kept = stored()
+  if (kept === undefined) return { step: "signedOut" }
+  keepToken(kept.token)
+  return kept.role === undefined ? { step: "checking" } : { step: "signedIn", role: kept.role, name: kept.name }
+}
+
 const App = () => {
-  const [state, setState] = useState<State>(() => (storedToken() === undefined ? { step: "signedOut" } : { step: "checking" }))
+  const [state, setState] = useState<State>(initial)
 
   const signIn = async (token: string): Promise<ApiFailure | undefined> => {
     keepToken(token)
     try {
       const session = await api.session()
+      keepRole(session.role, session.name)
       setState({ step: "signedIn", role: session.role, name: session.name })
       return undefined
     } catch (e) {
@@ -107,8 +117,8 @@ const App = () => {
   }
 
   useEffect(() => {
-    const token = storedToken()
-    if (token !== undefined) void signIn(token)
+    const kept = stored()
+    if (kept !== undefined) void signIn(kept.token)
     return onUnauthorized((failure) => {
       keepToken(undefined)
       setState({ step: "signedOut", error: failure })

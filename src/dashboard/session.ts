@@ -1,6 +1,7 @@
 /**
  * The signed-in token: kept in sessionStorage (gone when the tab closes,
- * never in a cookie or localStorage), with the role the server says it has.
+ * never in a cookie or localStorage), with the role the server said it has,
+ * so a reload shows the views at once while the server is asked again.
  */
 import { createContext } from "preact"
 import { useContext } from "preact/hooks"
@@ -8,11 +9,15 @@ import { setToken } from "./api.js"
 import type { Role } from "./types.js"
 
 const key = "fleet-dashboard-token"
+const roleKey = "fleet-dashboard-role"
 
-/** The token kept for this tab, if any. */
-export const storedToken = (): string | undefined => {
+/** The token kept for this tab, if any, with the role and name last seen for it. */
+export const stored = (): { readonly token: string; readonly role?: Role; readonly name: string } | undefined => {
   try {
-    return sessionStorage.getItem(key) ?? undefined
+    const token = sessionStorage.getItem(key) ?? undefined
+    if (token === undefined) return undefined
+    const [role, ...name] = (sessionStorage.getItem(roleKey) ?? "").split(" ")
+    return role === "admin" || role === "viewer" ? { token, role, name: name.join(" ") } : { token, name: "" }
   } catch {
     return undefined
   }
@@ -21,12 +26,23 @@ export const storedToken = (): string | undefined => {
 /** Keeps the token for this tab (or forgets it) and sends it from now on. */
 export const keepToken = (token: string | undefined): void => {
   try {
-    if (token === undefined) sessionStorage.removeItem(key)
-    else sessionStorage.setItem(key, token)
+    if (token === undefined) {
+      sessionStorage.removeItem(key)
+      sessionStorage.removeItem(roleKey)
+    } else sessionStorage.setItem(key, token)
   } catch {
     // Storage refused (private mode): the token lives in memory only.
   }
   setToken(token)
+}
+
+/** Remembers what the server said the token is. */
+export const keepRole = (role: Role, name: string): void => {
+  try {
+    sessionStorage.setItem(roleKey, `${role} ${name}`)
+  } catch {
+    // As above.
+  }
 }
 
 /** Who is signed in. */

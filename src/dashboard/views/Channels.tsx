@@ -286,7 +286,7 @@ export const ChannelsView = ({ app }: { app: string }) => {
                     <tr key={`${p.version}/${p.arch}`} data-package={p.version}>
                       <td class="mono">{p.version}</td>
                       <td>{p.arch}</td>
-                      <td>
+                      <td class="file">
                         {p.name}
                         <div class="muted small">{p.url === undefined ? "hosted here" : p.url}</div>
                       </td>
