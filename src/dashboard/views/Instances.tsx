@@ -3,7 +3,7 @@
  * and a search over machine id, alias and address; sorted by a column and
  * paged by the server (so ten thousand machines cost one page).
  */
-import { useEffect, useState } from "preact/hooks"
+import { useEffect, useRef, useState } from "preact/hooks"
 import { api, type InstanceQuery } from "../api.js"
 import { Ago, ErrorMessage, Loading, Pager, Panel, StatusBadge } from "../components.js"
 import * as Format from "../format.js"
@@ -50,10 +50,20 @@ export const InstancesView = ({ app, params }: { app: string; params: URLSearchP
   const change = (patch: Partial<Record<keyof typeof query, string | number | undefined>>) =>
     go(href.instances(app, { ...query, page: undefined, perPage: undefined, ...patch }))
 
-  useEffect(() => setSearch(query.search ?? ""), [query.search])
+  // The box follows the URL when the URL changes from elsewhere (a link, going back), never
+  // because of what is being typed into it.
+  const pushed = useRef(query.search)
   useEffect(() => {
-    if (search === (query.search ?? "")) return
-    const timer = setTimeout(() => change({ search: search.trim() === "" ? undefined : search.trim() }), 300)
+    if (query.search !== pushed.current) setSearch(query.search ?? "")
+    pushed.current = query.search
+  }, [query.search])
+  useEffect(() => {
+    const wanted = search.trim() === "" ? undefined : search.trim()
+    if (wanted === query.search) return
+    const timer = setTimeout(() => {
+      pushed.current = wanted
+      change({ search: wanted })
+    }, 300)
     return () => clearTimeout(timer)
   }, [search])
 
