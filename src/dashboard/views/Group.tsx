@@ -170,7 +170,10 @@ const Charts = ({ timeline, window, setWindow, palette }: {
           <div>
             <h3>Versions</h3>
             <StackedAreaChart data={chartOf(t, "versions")} series={versionSeries} label={`Versions over ${windowLabels[window]}`} />
-            <Legend counts={false} segments={versionSeries.map((s) => ({ ...s, value: t.points.some((p) => (p.versions[s.key] ?? 0) > 0) ? 1 : 0 }))} />
+            <Legend
+              counts={false}
+              segments={versionSeries.slice().reverse().map((s) => ({ ...s, value: t.points.some((p) => (p.versions[s.key] ?? 0) > 0) ? 1 : 0 }))}
+            />
           </div>
           <div>
             <h3>Statuses</h3>
