@@ -69,6 +69,7 @@ describe("README", () => {
       "fleet-server package list",
       "fleet-server rollout pause",
       "fleet-server rollout resume",
+      "fleet-server rollout status",
       "fleet-server serve",
       "fleet-server token create",
       "serve-package",

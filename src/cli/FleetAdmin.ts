@@ -16,6 +16,7 @@ import type { PlatformError } from "@effect/platform/Error"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { Config, ConfigError, Console, Effect, Either, Match, Option, Redacted, Schema, Stream } from "effect"
 import * as Path from "node:path"
+import * as ExitCode from "../client/ExitCode.js"
 import * as ApiClient from "../fleet/ApiClient.js"
 import * as FleetFile from "../fleet/FleetFile.js"
 import {
@@ -24,12 +25,14 @@ import {
   type Channel,
   FailureBrake,
   type Group,
+  type GroupStatus,
   type InstanceDetail,
   type InstanceItem,
   MaintenanceWindow,
   type Package,
   type Policy,
   Status,
+  type StatusCounts,
   statusNames,
   Weekday
 } from "../fleet/Model.js"
@@ -909,6 +912,75 @@ define("rollout resume", "Resume a paused group (paused by an operator or by the
     const client = yield* connect(o)
     const group = yield* call(client, client.groups.resumeGroup({ path: { app: o.app, name: o.group } }))
     yield* o.json ? printJson(group) : Console.log(`resumed group ${quote(group.name)}`)
+  }))
+
+/** A group's machines in the words of a rollout: statuses folded into granted, in progress, complete, failed, on hold, idle. */
+export const rolloutColumns = (s: StatusCounts) => ({
+  granted: s.granted,
+  inProgress: s.downloading + s.downloaded + s.installed,
+  complete: s.complete,
+  failed: s.error,
+  onHold: s.onHold,
+  idle: s.undefined
+})
+
+const rolloutText = (group: Group, status: GroupStatus) => {
+  const c = rolloutColumns(status.statuses)
+  const s = status.statuses
+  const progress = [["downloading", s.downloading], ["downloaded", s.downloaded], ["installed", s.installed]] as const
+  const detail = progress.filter(([, n]) => n > 0).map(([name, n]) => `${name} ${n}`).join(", ")
+  const facts = Table.facts([
+    ["group", `${group.name} (track ${quote(group.track)}, channel ${quote(group.channel)})`],
+    ["rollout", group.paused
+      ? `paused${group.pausedReason === undefined ? "" : `: ${group.pausedReason}`}`
+      : !group.policy.updatesEnabled
+      ? "updates disabled"
+      : `${group.policy.rolloutPercent}% of the group, ${group.policy.maxUpdatesPerPeriod} per ${formatSeconds(group.policy.periodSeconds)}`],
+    ["machines", String(status.total)],
+    ["granted", String(c.granted)],
+    ["in progress", `${c.inProgress}${detail === "" ? "" : ` (${detail})`}`],
+    ["complete", String(c.complete)],
+    ["failed", String(c.failed)],
+    ["on hold", String(c.onHold)],
+    ["idle", String(c.idle)],
+    ["at", formatTime(status.at)]
+  ])
+  const right = (header: string) => ({ header, align: "right" as const })
+  const versions = Table.render(
+    ["version", right("machines"), right("granted"), right("in progress"), right("complete"), right("failed"), right("on hold"), right("idle")],
+    status.versions.map((v) => {
+      const r = rolloutColumns(v.statuses)
+      return [v.version, v.count, r.granted, r.inProgress, r.complete, r.failed, r.onHold, r.idle].map(String)
+    }),
+    "no machines have checked in"
+  )
+  const holds = status.holds.length === 0
+    ? ""
+    : "\n" + Table.render(["hold", right("machines")], status.holds.map((h) => [h.reason, String(h.count)]))
+  const errors = status.errors.length === 0
+    ? ""
+    : "\n" + Table.render(
+      ["error", right("machines")],
+      status.errors.map((e) => [ExitCode.describe(e.code), String(e.count)])
+    )
+  return `${facts}\n${versions}${holds}${errors}`
+}
+
+define("rollout status", "Where a group's rollout stands: its machines granted, in progress, complete, failed, on hold, by version.", {
+  ...connection,
+  json: Options.boolean("json").pipe(Options.withDescription("Print the API's group status JSON, for scripts.")),
+  app: appOption,
+  group: groupArg
+}, (o) =>
+  Effect.gen(function*() {
+    const client = yield* connect(o)
+    const path = { path: { app: o.app, name: o.group } }
+    if (o.json) return yield* printJson(yield* call(client, client.groups.groupStatus(path)))
+    const [group, status] = yield* Effect.all([
+      call(client, client.groups.getGroup(path)),
+      call(client, client.groups.groupStatus(path))
+    ], { concurrency: 2 })
+    yield* print(rolloutText(group, status))
   }))
 
 // -- package

@@ -62,6 +62,19 @@ describe("FleetAdmin output", () => {
     expect(FleetAdmin.formatTime(new Date("2024-05-01T12:00:00.123Z"))).toBe("2024-05-01 12:00:00Z")
     expect(FleetAdmin.formatTime(undefined)).toBe("-")
   })
+
+  it("folds a rollout's statuses into granted, in progress, complete, failed, on hold and idle", () => {
+    expect(FleetAdmin.rolloutColumns({
+      undefined: 1,
+      granted: 2,
+      downloading: 3,
+      downloaded: 4,
+      installed: 5,
+      complete: 6,
+      error: 7,
+      onHold: 8
+    })).toEqual({ granted: 2, inProgress: 12, complete: 6, failed: 7, onHold: 8, idle: 1 })
+  })
 })
 
 describe("FleetAdmin exit statuses", () => {

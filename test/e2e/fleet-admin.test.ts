@@ -96,6 +96,16 @@ const check = (machine: string, track: string) =>
   </app>
 </request>`
 
+/** An event of a Flatcar machine on 3510.2.0 in `track`. */
+const event = (machine: string, track: string, type: number, result: number, errorCode?: number) =>
+  `<?xml version="1.0" encoding="UTF-8"?>
+<request protocol="3.0" version="update_engine-0.4.10" updaterversion="update_engine-0.4.10" installsource="scheduler" ismachine="1">
+  <os version="Chateau" platform="CoreOS" sp="3510.2.0_x86_64"></os>
+  <app appid="${flatcar}" version="3510.2.0" track="${track}" machineid="${machine}" board="amd64-usr" oem="qemu">
+    <event eventtype="${type}" eventresult="${result}"${errorCode === undefined ? "" : ` errorcode="${errorCode}"`}></event>
+  </app>
+</request>`
+
 const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "fleet-admin-e2e-"))
 let served: Served
 
@@ -427,7 +437,7 @@ describe("fleet-server admin commands", () => {
     )
   }, 120_000)
 
-  it("instance: machines that checked in, listed by group and status, shown with their history, deleted", async () => {
+  it("instance and rollout status: machines that checked in, by status and version, with their holds", async () => {
     expect(ok(await cli(served, ["instance", "list", "--app", flatcar, "--group", "lab"]))).toBe("no instances\n")
     ok(await cli(served, ["group", "create", "lab", "--app", flatcar, "--channel", "stable", "--safe-mode", "off", "--max-updates", "2"]))
     const answers = await Promise.all([1, 2, 3, 4].map((n) => post(served.base, check(`lab-${n}`, "lab"))))
@@ -438,6 +448,20 @@ describe("fleet-server admin commands", () => {
       if (Date.now() > deadline) throw new Error("the check-ins were not recorded")
       await new Promise((r) => setTimeout(r, 200))
     }
+    const status = json(await cli(served, ["rollout", "status", "lab", "--app", flatcar, "--json"]))
+    expect(status).toMatchObject({
+      appId: flatcar,
+      group: "lab",
+      total: 4,
+      statuses: { granted: 2, onHold: 2, complete: 0, error: 0 },
+      versions: [{ version: "3510.2.0", count: 4 }]
+    })
+    expect(status.holds).toEqual([{ reason: expect.stringMatching(/^on hold: 2 of 2 updates in the last/), count: 2 }])
+    const text = ok(await cli(served, ["rollout", "status", "lab", "--app", flatcar]))
+    expect(text).toMatch(/^group: +lab \(track "lab", channel "stable"\)\nrollout: +100% of the group, 2 per 15 min\nmachines: +4\ngranted: +2\nin progress: +0\ncomplete: +0\nfailed: +0\non hold: +2\nidle: +0\n/)
+    expect(text).toMatch(/^VERSION +MACHINES +GRANTED +IN PROGRESS +COMPLETE +FAILED +ON HOLD +IDLE\n3510\.2\.0 +4 +2 +0 +0 +0 +2 +0$/m)
+    expect(text).toMatch(/^HOLD +MACHINES\non hold: 2 of 2 updates in the last \S+ \S+ +2$/m)
+
     const held = json(await cli(served, ["instance", "list", "--app", flatcar, "--group", "lab", "--status", "onHold", "--json"]))
     expect(held.total).toBe(2)
     const granted = json(await cli(served, ["instance", "list", "--app", flatcar, "--group", "lab", "--status", "granted", "--json"]))
@@ -453,6 +477,22 @@ describe("fleet-server admin commands", () => {
     )
     expect(ok(await cli(served, ["instance", "delete", machine, "--app", flatcar]))).toBe(`deleted instance ${machine}\n`)
     expect(fails(await cli(served, ["instance", "show", machine, "--app", flatcar]), 6)).toMatch(/^fleet-server: no instance .*\(404\)$/)
+    // The other granted machine downloads, then fails: in progress, then failed with its error code.
+    const other = (granted.items as Array<{ machineId: string }>).map((i) => i.machineId).find((id) => id !== machine)!
+    const statusOf = async () => json(await cli(served, ["rollout", "status", "lab", "--app", flatcar, "--json"]))
+    expect((await post(served.base, event(other, "lab", 13, 1))).status).toBe(200)
+    expect((await statusOf()).statuses).toMatchObject({ granted: 0, downloading: 1, onHold: 2 })
+    expect(ok(await cli(served, ["rollout", "status", "lab", "--app", flatcar]))).toMatch(
+      /^machines: +3\ngranted: +0\nin progress: +1 \(downloading 1\)\ncomplete: +0\nfailed: +0\n/m
+    )
+    expect((await post(served.base, event(other, "lab", 3, 0, 10))).status).toBe(200)
+    const failed = ok(await cli(served, ["rollout", "status", "lab", "--app", flatcar]))
+    expect(failed).toMatch(/^in progress: +0\ncomplete: +0\nfailed: +1\non hold: +2\n/m)
+    expect(failed).toMatch(/^3510\.2\.0 +3 +0 +0 +0 +1 +2 +0$/m)
+    expect(failed).toMatch(/^ERROR +MACHINES\nPayloadHashMismatchError \(10\) +1$/m)
+    expect(fails(await cli(served, ["rollout", "status", "nope", "--app", flatcar]), 6)).toBe(
+      `fleet-server: no group "nope" of "${flatcar}" (404)`
+    )
   }, 120_000)
 
   it("tokens: none, unreadable, unknown and a viewer's write end with status 8; a viewer may read", async () => {
