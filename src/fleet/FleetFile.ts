@@ -46,21 +46,6 @@ export const VersionText = Schema.String.pipe(
   Schema.filter((s) => Option.isSome(Version.parseOption(s)) || `${JSON.stringify(s)} is not a version (such as 3815.2.1)`)
 )
 
-const validTimeZone = (zone: string): boolean => {
-  try {
-    new Intl.DateTimeFormat("en", { timeZone: zone })
-    return true
-  } catch {
-    return false
-  }
-}
-
-const Window = MaintenanceWindow.pipe(
-  Schema.filter((w) =>
-    validTimeZone(w.timeZone) || `unknown time zone ${JSON.stringify(w.timeZone)} (use an IANA name such as Europe/Berlin)`
-  )
-)
-
 /** A floor of a channel: a version every machine passes through on its way to the channel's package. */
 export const FileFloor = Schema.Struct({
   version: VersionText,
@@ -93,7 +78,7 @@ export const FilePolicy = Schema.Struct({
   rolloutPercent: optional(Policy.fields.rolloutPercent),
   allowDowngrade: optional(Policy.fields.allowDowngrade),
   failureBrake: optional(FailureBrake),
-  windows: optional(Schema.Array(Window))
+  windows: optional(Schema.Array(MaintenanceWindow))
 })
 export type FilePolicy = typeof FilePolicy.Type
 

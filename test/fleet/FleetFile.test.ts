@@ -173,7 +173,7 @@ describe("FleetFile.parse", () => {
       "apps:\n  - id: a\n    name: A\n    groups:\n      - name: g\n        channel: s\n        policy:\n          windows:\n" +
       `            - days: [mon]\n              start: "${start}"\n              end: "04:00"\n              timeZone: ${zone}\n`
     expect(failure("f.yaml", window("Mars/Olympus")).message).toBe(
-      `f.yaml:9:15: apps[0].groups[0].policy.windows[0]: unknown time zone "Mars/Olympus" (use an IANA name such as Europe/Berlin)`
+      `f.yaml:12:15: apps[0].groups[0].policy.windows[0].timeZone: "Mars/Olympus" is not an IANA time zone`
     )
     expect(failure("f.yaml", window("UTC", "25:00")).field).toBe("apps[0].groups[0].policy.windows[0].start")
   })
