@@ -151,6 +151,13 @@ export const seed = (fleet: Fleet.Fleet, instances: number) =>
     // The entries the API wrote while the fleet was set up, back when that was.
     yield* sql`UPDATE activity SET created_at = ${new Date(now - 7 * 86400_000)} WHERE created_at > ${new Date(now - 3600_000)}
       AND kind = 'channelMoved'`
+    // The packages as old as the releases, the channels as moved when the feed says.
+    yield* sql`UPDATE packages SET created_at = CASE version
+        WHEN '3760.2.0' THEN ${new Date(now - 60 * 86400_000)}::timestamptz
+        WHEN '3815.2.0' THEN ${new Date(now - 29 * 86400_000)}::timestamptz
+        ELSE ${new Date(now - 6.3 * 86400_000)}::timestamptz END
+      WHERE app_id = ${appId}`
+    yield* sql`UPDATE channels SET updated_at = ${new Date(now - 6.2 * 86400_000)} WHERE app_id = ${appId}`
     // What autovacuum would do within a minute of such a load: the planner's statistics.
     yield* sql`ANALYZE`
     return { failedMachine: failed!.id }
