@@ -2,21 +2,23 @@
  * The whole fleet server as one Layer on one listener: the Omaha endpoint
  * at `/v1/update/` (answered by whatever `Updater` is provided, the fleet's
  * rollout engine in `fleet-server`), hosted payloads at
- * `/packages/<sha256-hex>/<name>`, and the admin API at `/api/` with
- * `/health`. It keeps no state of its own beyond the database and the
+ * `/packages/<sha256-hex>/<name>`, the admin API at `/api/` with
+ * `/health`, and the dashboard at `/` (its bundles under `/assets/`). It keeps no state of its own beyond the database and the
  * payload directory, so replicas sharing both serve alike; a stop lets
  * downloads in progress finish for up to `shutdownGrace`.
  */
 import type { FileSystem, HttpServer, HttpServerError } from "@effect/platform"
 import type { SqlClient } from "@effect/sql"
 import type { Duration } from "effect"
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Option } from "effect"
 import type { InvalidBaseUrl } from "../server/OmahaHandler.js"
 import * as OmahaServer from "../server/OmahaServer.js"
 import * as PackageFiles from "../server/PackageFiles.js"
 import type { Updater } from "../server/Updater.js"
 import * as Api from "./Api.js"
+import * as Dashboard from "./Dashboard.js"
 import * as Payloads from "./Payloads.js"
+import { RolloutStatus } from "./RolloutStatus.js"
 import { Store } from "./Store.js"
 
 /** Where and how the fleet server runs. */
@@ -37,6 +39,8 @@ export interface Options {
   readonly maxUploadBytes?: number | undefined
   /** The largest JSON body of the API in bytes; default `Api.defaultMaxBodyBytes`. */
   readonly maxBodyBytes?: number | undefined
+  /** The built dashboard to serve at `/`; default the package's own (`dist/dashboard`). */
+  readonly dashboardDirectory?: string | undefined
 }
 
 /**
@@ -47,15 +51,21 @@ export interface Options {
 export const layer = (
   options: Options
 ): Layer.Layer<
-  HttpServer.HttpServer | Store | Payloads.Payloads,
+  HttpServer.HttpServer | Store | RolloutStatus | Payloads.Payloads,
   HttpServerError.ServeError | InvalidBaseUrl | Payloads.PayloadStorageFailed,
   Updater | SqlClient.SqlClient | FileSystem.FileSystem
 > => {
   const server = Layer.unwrapScoped(
     Effect.gen(function*() {
-      const app = yield* Api.makeApp({
+      const api = yield* Api.makeApp({
         ...(options.maxBodyBytes === undefined ? {} : { maxBodyBytes: options.maxBodyBytes })
       })
+      const directory = options.dashboardDirectory ?? (yield* Dashboard.defaultDirectory)
+      const assets = yield* Dashboard.load(directory).pipe(
+        Effect.tapError((e) => Effect.logWarning(`${e.message}; the API serves without it`)),
+        Effect.option
+      )
+      const app = Dashboard.serve(Option.getOrUndefined(assets))(api)
       const payloads = yield* Payloads.Payloads
       const packages = yield* PackageFiles.fromResolver(payloads.resolve)
       return OmahaServer.layer({
@@ -75,6 +85,6 @@ export const layer = (
   })
   return server.pipe(
     Layer.provideMerge(payloads),
-    Layer.provideMerge(Store.Default)
+    Layer.provideMerge(Layer.merge(Store.Default, RolloutStatus.Default))
   )
 }
