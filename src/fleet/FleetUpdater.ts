@@ -249,7 +249,12 @@ export const make = (
       const channel = Rollout.channelFor(snapshot, group, arch)
       if (channel === undefined) return yield* noUpdate(`group ${group.name} has no channel ${group.channel} for ${arch}`)
       const multi = app.multiManifestOk === true
-      const machine: Rollout.Machine = { version: app.version, arch, multiManifestOk: multi }
+      const machine: Rollout.Machine = {
+        version: app.version,
+        arch,
+        multiManifestOk: multi,
+        targetVersionPrefix: app.updateCheck?.targetVersionPrefix
+      }
       const target = Rollout.target(snapshot, group, channel, machine)
       if (target._tag !== "Steps") return yield* noUpdate(target.reason)
       const place = Rollout.bucket(machineId, Rollout.rolloutKey(group, target.target.version))
