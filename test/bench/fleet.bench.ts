@@ -386,8 +386,8 @@ const main = async () => {
     })
   }
   const kinds = [
-    { name: "periodic check", requestOf: Fleet.requestOf, perRound: 20_000 },
-    { name: "with a 3/2 event", requestOf: Fleet.requestWithEventOf, perRound: 2_000 }
+    { name: "periodic check", requestOf: Fleet.requestOf, perRound: 5_000 },
+    { name: "with a 3/2 event", requestOf: Fleet.requestWithEventOf, perRound: 500 }
   ]
   const micros: Array<Array<number>> = []
   for (const backend of backends) {
