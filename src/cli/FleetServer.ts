@@ -218,7 +218,8 @@ export const serve = (settings: ServeSettings) =>
     const wildcard = listen.host === "0.0.0.0" || listen.host === "::"
     const origin = Option.getOrElse(baseUrl, () => `http://${urlHost(wildcard ? NodeOs.hostname() : listen.host)}:${port}/`)
     yield* Console.error(
-      `fleet-server: listening on ${urlHost(listen.host)}:${port}; API at ${new URL("api/", origin).href}; ` +
+      `fleet-server: listening on ${urlHost(listen.host)}:${port}; dashboard at ${origin}; ` +
+        `API at ${new URL("api/", origin).href}; ` +
         `database ${database}; payloads in ${payloadDirectory} (uploads up to ${formatBytes(maxUploadBytes)})`
     )
     const tokens = yield* Context.get(context, Store).listTokens().pipe(Effect.mapError(databaseFailed))
@@ -349,7 +350,8 @@ FROM NOTHING TO A MACHINE UPDATING
   GROUP=stable
   update_engine_client -update
 
-  Watch it: api "$APP/instances"; the whole API: http://localhost:8000/api/openapi.json
+  Watch it: the dashboard at http://localhost:8000/ (sign in with the token), or api "$APP/instances";
+  the whole API: http://localhost:8000/api/openapi.json
 
 EXIT STATUS
 ${exitCodes.map(([status, meaning]) => `${String(status).padStart(5)}  ${meaning}`).join("\n")}
