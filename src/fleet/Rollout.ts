@@ -174,6 +174,8 @@ export interface Machine {
   readonly arch: Arch
   /** `app@multi_manifest_ok`: the client installs several manifests (floors, then the target) from one answer. */
   readonly multiManifestOk: boolean
+  /** `updatecheck@targetversionprefix`: the machine takes only versions that start with it (empty: any). */
+  readonly targetVersionPrefix?: string | undefined
 }
 
 /**
@@ -183,7 +185,9 @@ export interface Machine {
  * target, in version order, then the target, leaving out blocklisted
  * versions. A stock client gets the first step only (one step per check); a
  * multi-manifest client gets up to {@link maxManifests}. A downgrade goes
- * straight to the target.
+ * straight to the target. A machine that sends a `targetversionprefix` is
+ * offered only versions starting with it: the steps stop before the first
+ * that does not, and with none left it needs nothing.
  */
 export const target = (config: Config, group: Group, channel: Channel, machine: Machine): Target => {
   if (channel.package === undefined) return new Unavailable({ reason: `channel ${channel.name} has no package` })
@@ -206,7 +210,7 @@ export const target = (config: Config, group: Group, channel: Channel, machine: 
   if (order === 0 || (order > 0 && !group.policy.allowDowngrade)) {
     return new UpToDate({ reason: `${reported} is not older than ${channel.package}` })
   }
-  if (order > 0) return new Steps({ steps: [{ package: targetPackage, isTarget: true }], target: targetPackage })
+  if (order > 0) return pinned([{ package: targetPackage, isTarget: true }], targetPackage, machine.targetVersionPrefix)
   const floors = channel.floors
     .flatMap((floor) => {
       if (blocked.has(floor.version)) return []
@@ -221,7 +225,18 @@ export const target = (config: Config, group: Group, channel: Channel, machine: 
     .map(({ step }): Step => step)
   const all = Arr.append(floors, { package: targetPackage, isTarget: true })
   const steps = machine.multiManifestOk ? Arr.prepend(all.slice(1, maxManifests), all[0]) : Arr.of(all[0])
-  return new Steps({ steps, target: targetPackage })
+  return pinned(steps, targetPackage, machine.targetVersionPrefix)
+}
+
+// The steps up to the first outside the machine's `targetversionprefix`.
+const pinned = (steps: Arr.NonEmptyReadonlyArray<Step>, target: Package, prefix: string | undefined): Target => {
+  if (prefix === undefined || prefix === "") return new Steps({ steps, target })
+  const outside = steps.findIndex((step) => !step.package.version.startsWith(prefix))
+  if (outside === -1) return new Steps({ steps, target })
+  if (outside === 0) {
+    return new UpToDate({ reason: `${steps[0].package.version} does not start with the machine's targetversionprefix ${prefix}` })
+  }
+  return new Steps({ steps: Arr.prepend(steps.slice(1, outside), steps[0]), target })
 }
 
 /** The version a grant for these steps brings the machine to: the last manifest's. */

@@ -2,7 +2,9 @@
  * fleet-server as users run it: the bundled command as processes on
  * 127.0.0.1 over the embedded database in a data directory. `token create`
  * prints one token and stores only its hash; `serve` prints the
- * update.conf lines, serves the API with that token, answers Omaha checks,
+ * update.conf lines, serves the API with that token, takes update_engine's
+ * captured request through a whole update (granted, 13/1, 14/1, 3/1, then
+ * the new version with 3/2 and its next check: complete, as the API shows),
  * refuses a second process on the same data directory, and stops with 0 on
  * SIGTERM; mistakes end with one line and the documented status.
  */
@@ -37,6 +39,22 @@ let server: Running
 let base: string
 let endpoint: string
 const payload = Crypto.randomBytes(64 * 1024)
+
+// update_engine's captured request, for this fleet: Flatcar's app id and the group's track, at `version`.
+const machineId = "{8BDE4C4D-9083-4D61-B41C-3253212C0C37}"
+const updateEngine = (version: string, event?: string) => {
+  const captured = readFixture("omaha/update-engine/update/request.xml")
+    .replace("{87efface-864d-49a5-9bb3-4b050a7c227a}", flatcar)
+    .replace(`track="dev-channel"`, `track="stable"`)
+    .replaceAll("ForcedUpdate", version)
+  return event === undefined ? captured : captured.replace(/<event [^>]*><\/event>/, event)
+}
+/** A progress report as update_engine sends it: the app with one event, nothing else. */
+const updateEngineEvent = (version: string, type: number, result: number) =>
+  updateEngine(version).replace(
+    /<ping[^>]*><\/ping>\s*<updatecheck[^>]*><\/updatecheck>\s*<event[^>]*><\/event>/,
+    `<event eventtype="${type}" eventresult="${result}"></event>`
+  )
 
 beforeAll(async () => {
   const created = await run("fleet-server", ["token", "create", "--role", "admin", "--name", "e2e", "--data", data])
@@ -116,17 +134,12 @@ describe("fleet-server", () => {
     expect(unknown.status).toBe(400)
     expect(unknown.text).toContain(`<app appid="{87efface-864d-49a5-9bb3-4b050a7c227a}" status="error-unknownApplication"/>`)
 
-    const check = `<?xml version="1.0" encoding="UTF-8"?>
-<request protocol="3.0" version="update_engine-0.4.10" updaterversion="update_engine-0.4.10" installsource="scheduler" ismachine="1">
- <os version="Chateau" platform="CoreOS" sp="3815.2.0_x86_64"></os>
- <app appid="${flatcar}" version="3815.2.0" track="stable" machineid="e2e-machine" board="amd64-usr">
-  <ping active="1"></ping>
-  <updatecheck></updatecheck>
- </app>
-</request>`
-    const reply = await post(base, check)
+    // The captured update_engine request, for this fleet's application and group, with its 3/2
+    // of an earlier update that nothing waits for (recorded, moving nothing).
+    const reply = await post(base, updateEngine("3815.2.0"))
     expect(reply.status).toBe(200)
     const response = Effect.runSync(Xml.decodeResponse(reply.text))
+    expect(response.apps[0]!.events.map((e) => e.status)).toEqual(["ok"])
     const update = response.apps[0]!.updateCheck!
     expect(update.status).toBe("ok")
     expect(update.manifests[0]!.version).toBe("3815.2.1")
@@ -134,8 +147,42 @@ describe("fleet-server", () => {
     expect(update.urls[0]!.codebase).toBe(new URL(`packages/${hex}/`, base).href)
     const downloaded = await fetch(new URL(update.manifests[0]!.packages[0]!.name, update.urls[0]!.codebase))
     expect(Buffer.from(await downloaded.arrayBuffer()).equals(payload)).toBe(true)
-    const machine = await request(base, "GET", `${appPath}/instances/e2e-machine`, { token })
-    expect(machine.json).toMatchObject({ machineId: "e2e-machine", status: "granted", group: "production", version: "3815.2.0" })
+    const machine = await request(base, "GET", `${appPath}/instances/${encodeURIComponent(machineId)}`, { token })
+    expect(machine.json).toMatchObject({ machineId, alias: "mymachine", status: "granted", group: "production", version: "3815.2.0" })
+  })
+
+  it("takes the machine through download and install, then its next check with the new version and 3/2: complete, with its history", async () => {
+    // update_engine reports progress in requests of one event each, no ping and no check.
+    for (const [type, result, status] of [[13, 1, "downloading"], [14, 1, "downloaded"], [3, 1, "installed"]] as const) {
+      const reply = await post(base, updateEngineEvent("3815.2.0", type, result))
+      expect(reply.status).toBe(200)
+      const app = Effect.runSync(Xml.decodeResponse(reply.text)).apps[0]!
+      expect(app.events.map((e) => e.status)).toEqual(["ok"])
+      expect(app.updateCheck).toBeUndefined()
+      const machine = await request(base, "GET", `${appPath}/instances/${encodeURIComponent(machineId)}`, { token })
+      expect(machine.json.status).toBe(status)
+    }
+    // After the reboot: the new version, the 3/2 of the update and the next check, in one request.
+    const rebooted = await post(base, updateEngine("3815.2.1", `<event eventtype="3" eventresult="2" previousversion="3815.2.0"></event>`))
+    expect(rebooted.status).toBe(200)
+    const app = Effect.runSync(Xml.decodeResponse(rebooted.text)).apps[0]!
+    expect(app.events.map((e) => e.status)).toEqual(["ok"])
+    expect(app.updateCheck?.status).toBe("noupdate")
+
+    const machine = await request(base, "GET", `${appPath}/instances/${encodeURIComponent(machineId)}`, { token })
+    expect(machine.status).toBe(200)
+    expect(machine.json).toMatchObject({ machineId, status: "complete", version: "3815.2.1", group: "production" })
+    expect(machine.json.hold).toBeUndefined()
+    expect(machine.json.history.map((h: { status: string; version: string }) => `${h.status} ${h.version}`)).toEqual([
+      "complete 3815.2.1",
+      "installed 3815.2.1",
+      "downloaded 3815.2.1",
+      "downloading 3815.2.1",
+      "granted 3815.2.1"
+    ])
+    expect(machine.json.events.map((e: { eventType: number; eventResult: number }) => `${e.eventType}/${e.eventResult}`))
+      .toEqual(["3/2", "3/1", "14/1", "13/1", "3/2"])
+    expect(machine.json.events[0].previousVersion).toBe("3815.2.0")
   })
 
   it("token create on the data directory while serve holds it: exit 5 with one line, nothing created", async () => {

@@ -203,6 +203,48 @@ describeStores("FleetUpdater", (it) => {
       expect(after).toEqual({ status: "granted", hold: null })
     }))
 
+  it.scoped("answers a machine that needs nothing without a round trip or a tracing span, and records its check-in", () =>
+    Effect.gen(function*() {
+      yield* truncateAll
+      const sql = yield* SqlClient.SqlClient
+      yield* seed(sql)
+      const { tracking, updater } = yield* replica()
+      const trips = roundTrips()
+      const spans = counter.spans
+      for (let i = 0; i < 20; i++) {
+        expect(yield* check(updater, machineApp(`m${i}`, "3815.2.1"))).toMatchObject({
+          _tag: "NoUpdate",
+          reason: "3815.2.1 is not older than 3815.2.1"
+        })
+      }
+      // A span costs more than the rest of the decision; nothing exports them.
+      expect(counter.spans).toBe(spans)
+      expect(roundTrips()).toBe(trips)
+      yield* tracking.flush
+      const [row] = yield* sql<{ n: number }>`SELECT count(*)::int AS n FROM instance_apps WHERE version = '3815.2.1' AND status = 'undefined'`
+      expect(row!.n).toBe(20)
+    }))
+
+  it.scoped("offers a machine pinned by targetversionprefix only versions starting with it", () =>
+    Effect.gen(function*() {
+      yield* truncateAll
+      const sql = yield* SqlClient.SqlClient
+      yield* seed(sql)
+      const { tracking, updater } = yield* replica()
+      const pinned = (machineId: string, prefix: string) =>
+        machineApp(machineId, "3760.2.0", { updateCheck: new Request.UpdateRequest({ targetVersionPrefix: prefix }) })
+      expect(yield* check(updater, pinned("m1", "3760."))).toMatchObject({
+        _tag: "NoUpdate",
+        reason: "3815.2.1 does not start with the machine's targetversionprefix 3760."
+      })
+      expect((yield* check(updater, pinned("m2", "3815.")))?._tag).toBe("Update")
+      yield* tracking.flush
+      expect(yield* sql`SELECT instance_id, status FROM instance_apps ORDER BY instance_id`).toEqual([
+        { instance_id: "m1", status: "undefined" },
+        { instance_id: "m2", status: "granted" }
+      ])
+    }))
+
   it.scoped("pauses the group when too many updates fail, says why, and counts afresh once resumed", () =>
     Effect.gen(function*() {
       yield* truncateAll

@@ -146,6 +146,28 @@ describe("Rollout.target", () => {
     expect(stepVersions(Rollout.target(cfg, group(), channel(), machine("ForcedUpdate")))).toEqual(["3815.2.1"])
   })
 
+  it("offers a machine with a targetversionprefix only versions starting with it, stopping before the first that does not", () => {
+    const cfg = config()
+    const pinned = (version: string, prefix: string, fields: Partial<Rollout.Machine> = {}) =>
+      machine(version, { targetVersionPrefix: prefix, ...fields })
+    expect(stepVersions(Rollout.target(cfg, group(), channel(), pinned("3760.2.0", "3815.")))).toEqual(["3815.2.1"])
+    expect(stepVersions(Rollout.target(cfg, group(), channel(), pinned("3760.2.0", "")))).toEqual(["3815.2.1"])
+    const held = Rollout.target(cfg, group(), channel(), pinned("3760.2.0", "3760."))
+    expect(held._tag).toBe("UpToDate")
+    expect(stepVersions(held)).toBe("3815.2.1 does not start with the machine's targetversionprefix 3760.")
+    const floored = channel({
+      floors: [new Floor({ version: "3602.2.0", reason: "a" }), new Floor({ version: "3760.2.0", reason: "b" })]
+    })
+    expect(stepVersions(Rollout.target(cfg, group(), floored, pinned("3510.2.0", "3", { multiManifestOk: true })))).toEqual([
+      "3602.2.0",
+      "3760.2.0",
+      "3815.2.1"
+    ])
+    expect(stepVersions(Rollout.target(cfg, group(), floored, pinned("3510.2.0", "36", { multiManifestOk: true })))).toEqual([
+      "3602.2.0"
+    ])
+  })
+
   it("downgrades only when the group's policy allows it, straight to the target", () => {
     const back = channel({ package: "3760.2.0", floors: [new Floor({ version: "3602.2.0", reason: "x" })] })
     expect(Rollout.target(config([back]), group(), back, machine("3815.2.1"))._tag).toBe("UpToDate")

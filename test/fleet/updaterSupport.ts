@@ -11,8 +11,8 @@ export const sha1 = "+LXvjiaPkeYDLHoNKlf9qbJwvnk="
 export const sha256 = "0VAlQW3RE99SGtSB5R4m08antAHO8XDoBMKDyxQT/Mg="
 export const sha256Hex = Buffer.from(sha256, "base64").toString("hex")
 
-/** Statements and transactions sent by the code under test, counted from @effect/sql's spans. */
-export const counter = { statements: 0, transactions: 0 }
+/** Statements and transactions sent by the code under test, counted from @effect/sql's spans, and all spans opened. */
+export const counter = { statements: 0, transactions: 0, spans: 0 }
 
 /** Round trips so far: a statement each, and BEGIN and COMMIT for each transaction. */
 export const roundTrips = () => counter.statements + 2 * counter.transactions
@@ -20,6 +20,7 @@ export const roundTrips = () => counter.statements + 2 * counter.transactions
 const countingTracer = (inner: Tracer.Tracer) =>
   Tracer.make({
     span: (name, ...rest) => {
+      counter.spans++
       if (name === "sql.execute") counter.statements++
       else if (name === "sql.transaction") counter.transactions++
       return inner.span(name, ...rest)
