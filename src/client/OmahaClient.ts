@@ -207,6 +207,9 @@ export const defaultMaxResponseBytes = 1024 * 1024
 /** The default number of events waiting to be sent before `event` waits for room. */
 export const defaultEventQueueCapacity = 64
 
+/** How long closing a client waits by default for the events still queued to be delivered. */
+export const defaultCloseTimeout: Duration.Duration = Duration.seconds(5)
+
 /** The client version sent when none is configured. */
 export const defaultClientVersion = `effect-omaha-${packageVersion}`
 
@@ -232,6 +235,12 @@ export interface Options {
   readonly maxResponseBytes?: number
   /** Events waiting to be sent before `event` waits for room; default 64. */
   readonly eventQueueCapacity?: number
+  /**
+   * How long closing the client waits for queued events (error events
+   * included) to be delivered, retries and all; default 5 s. What is still
+   * queued then is logged as dropped.
+   */
+  readonly closeTimeout?: Duration.DurationInput
   /** Told before each wait between attempts (a program shows it while it waits); by default a warning is logged. */
   readonly onRetry?: (retry: Retrying) => Effect.Effect<void>
 }
@@ -492,9 +501,11 @@ export const make = (
           if (bytes.every((byte) => byte === 0x20 || byte === 0x09 || byte === 0x0a || byte === 0x0d)) {
             return yield* new EmptyResponse({ url })
           }
-          return yield* Xml.decodeResponse(bytes, limits).pipe(
+          const { value, warnings } = yield* Xml.decodeResponseWithWarnings(bytes, limits).pipe(
             Effect.mapError((error) => new MalformedResponse({ url, reason: error.message }))
           )
+          for (const warning of warnings) yield* Effect.logWarning(`Omaha server ${url}: ${warning}`)
+          return value
         })
       ).pipe(
         Effect.timeoutFail({
@@ -552,20 +563,58 @@ export const make = (
           Effect.zipRight(Queue.shutdown(queue))
         )
     )
+    // Jobs offered and not finished, oldest first: what closing waits for.
+    const pending = new Set<Job>()
     yield* Queue.take(queue).pipe(
       Effect.flatMap((job) =>
         job.send.pipe(
           Effect.tapError((error) => Effect.logWarning(`Omaha ${job.what} not delivered: ${error.message}`)),
+          Effect.ensuring(Effect.sync(() => pending.delete(job))),
           Effect.intoDeferred(job.done)
         )
       ),
       Effect.forever,
       Effect.forkScoped
     )
+    // Added after the sender, so it runs before the sender is stopped: a
+    // failed check's error event, queued a moment before the scope closes,
+    // still reaches the server. Finalizers are uninterruptible; the wait is
+    // made interruptible so that the timeout can end it.
+    const closeTimeout = Duration.decode(options.closeTimeout ?? defaultCloseTimeout)
+    const deliverPending = Effect.suspend(function loop(): Effect.Effect<void> {
+      const [oldest] = pending
+      if (oldest === undefined) return Effect.void
+      return Effect.zipRight(
+        Effect.exit(Deferred.await(oldest.done)),
+        Effect.suspend(() => {
+          pending.delete(oldest)
+          return loop()
+        })
+      )
+    })
+    yield* Effect.addFinalizer(() =>
+      pending.size === 0 ? Effect.void : Effect.interruptible(deliverPending).pipe(
+        Effect.timeoutOption(closeTimeout),
+        Effect.flatMap((delivered) =>
+          Option.isSome(delivered) ? Effect.void : Effect.forEach(
+            [...pending].filter((job) => job.what !== "flush"),
+            (job) =>
+              Effect.logWarning(
+                `Omaha ${job.what} dropped: not delivered within ${Duration.format(closeTimeout)} of closing the client`
+              ),
+            { discard: true }
+          )
+        )
+      )
+    )
     const offer = (what: string, send: Effect.Effect<void, AppRequestError>) =>
       Effect.gen(function*() {
         const done = yield* Deferred.make<void, AppRequestError>()
-        yield* Queue.offer(queue, { what, send, done })
+        const job: Job = { what, send, done }
+        pending.add(job)
+        yield* Queue.offer(queue, job).pipe(
+          Effect.onInterrupt(() => Effect.zipRight(Effect.sync(() => pending.delete(job)), Deferred.interrupt(done)))
+        )
         return Deferred.await(done)
       })
 

@@ -127,6 +127,20 @@ export type Weekday = typeof Weekday.Type
 /** `HH:MM`, 00:00 to 24:00. */
 export const TimeOfDay = Schema.String.pipe(Schema.pattern(/^(?:[01]\d|2[0-3]):[0-5]\d$|^24:00$/))
 
+const isIanaTimeZone = (name: string): boolean => {
+  try {
+    new Intl.DateTimeFormat("en-US", { timeZone: name })
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** An IANA time zone name this runtime knows (`Europe/Berlin`, `America/New_York`, `UTC`). */
+export const TimeZone = Schema.String.pipe(
+  Schema.filter(isIanaTimeZone, { message: (issue) => `${JSON.stringify(issue.actual)} is not an IANA time zone` })
+)
+
 /**
  * A time when updates may be granted: on `days`, from `start` to `end` in
  * `timeZone` (an IANA name such as `Europe/Berlin`). An `end` before `start`
@@ -136,7 +150,7 @@ export class MaintenanceWindow extends Schema.Class<MaintenanceWindow>("Maintena
   days: Schema.Array(Weekday).pipe(Schema.minItems(1)),
   start: TimeOfDay,
   end: TimeOfDay,
-  timeZone: Schema.String
+  timeZone: TimeZone
 }) {}
 
 /** Pause a rollout when more than `ratio` of its finished attempts failed, once `minAttempts` have finished. */

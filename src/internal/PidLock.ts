@@ -29,10 +29,12 @@ export class LockHeld extends Schema.TaggedError<LockHeld>()("LockHeld", {
 /** The lock file could not be created, read or taken over. */
 export class LockFailed extends Schema.TaggedError<LockFailed>()("LockFailed", {
   path: Schema.String,
+  /** What could not be done, as in "cannot <operation> <path>". */
+  operation: Schema.String,
   reason: Schema.String
 }) {
   override get message(): string {
-    return `cannot lock ${this.path}: ${this.reason}`
+    return `cannot ${this.operation} ${this.path}: ${this.reason}`
   }
 }
 
@@ -103,7 +105,7 @@ export const acquire = (path: string): Effect.Effect<void, LockHeld | LockFailed
       ...(Option.isSome(boot) ? { boot: boot.value } : {})
     }) + "\n"
     const failed = (action: string) => (error: { readonly message: string }) =>
-      new LockFailed({ path, reason: `${action}: ${reasonOf(error)}` })
+      new LockFailed({ path, operation: action, reason: reasonOf(error) })
 
     // Whether the process that wrote a lock on this host still runs.
     const holds = (owner: Owner) =>
@@ -117,12 +119,12 @@ export const acquire = (path: string): Effect.Effect<void, LockHeld | LockFailed
 
     const staging = `${path}.${process.pid}.new`
     const tryCreate = Effect.acquireUseRelease(
-      fs.writeFileString(staging, content, { mode: 0o644 }).pipe(Effect.mapError(failed("cannot write it"))),
+      fs.writeFileString(staging, content, { mode: 0o644 }).pipe(Effect.mapError(failed("create the lock"))),
       () =>
         fs.link(staging, path).pipe(
           Effect.as(true),
           Effect.catchIf((e) => e._tag === "SystemError" && e.reason === "AlreadyExists", () => Effect.succeed(false)),
-          Effect.mapError(failed("cannot create it"))
+          Effect.mapError(failed("create the lock"))
         ),
       () => fs.remove(staging, { force: true }).pipe(Effect.ignore)
     )
@@ -149,7 +151,7 @@ export const acquire = (path: string): Effect.Effect<void, LockHeld | LockFailed
       }
       const seen = yield* fs.readFileString(path).pipe(
         Effect.catchIf((e) => e._tag === "SystemError" && e.reason === "NotFound", () => Effect.succeed(undefined)),
-        Effect.mapError(failed("cannot read it"))
+        Effect.mapError(failed("read the lock"))
       )
       // Released between our attempt and our read: try again.
       if (seen === undefined) continue
@@ -166,5 +168,5 @@ export const acquire = (path: string): Effect.Effect<void, LockHeld | LockFailed
       }
       yield* takeOver(seen)
     }
-    return yield* new LockFailed({ path, reason: "a stale lock keeps coming back" })
+    return yield* new LockFailed({ path, operation: "take over the stale lock", reason: "it keeps coming back" })
   })

@@ -118,10 +118,11 @@ const millisPerDay = 86_400_000
 /** The `<daystart>` for an instant, in the local time zone of this process. */
 export const dayStartAt = (date: Date): DayStart => {
   const today = Date.UTC(date.getFullYear(), date.getMonth(), date.getDate())
+  // Integers by construction: the constructor's check would only cost time.
   return new DayStart({
     elapsedSeconds: date.getHours() * 3600 + date.getMinutes() * 60 + date.getSeconds(),
     elapsedDays: Math.round((today - omahaEpoch) / millisPerDay)
-  })
+  }, true)
 }
 
 /** Fields of a response other than its fixed protocol version. */

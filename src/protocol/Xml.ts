@@ -3,7 +3,9 @@
  * document string to the protocol classes and back, and Effect functions
  * over them. Decoding is hardened for input from the network: size, depth
  * and element limits, no DTDs or entity declarations, strict well-formedness,
- * and one typed error that says what is wrong and where.
+ * and one typed error that says what is wrong and where. It is tolerant of
+ * values it cannot read where the protocol can do without them: those are
+ * read as absent, or their element skipped, with a warning.
  */
 import { Effect, Either, ParseResult, Schema } from "effect"
 import { Request } from "./Request.js"
@@ -60,6 +62,40 @@ export const RequestFromXml: Schema.Schema<Request, string> = fromXml(Document.r
 export const ResponseFromXml: Schema.Schema<Response, string> = fromXml(Document.responseDocument, Response)
 
 const toXmlError = (problem: Codec.Problem): XmlError => new XmlError(problem)
+
+/**
+ * A decoded document, and what was given up to read it: each value read as
+ * absent and each element skipped (see the README's "Reading tolerantly"),
+ * as `path: what was wrong; what was done`.
+ */
+export interface Decoded<A> {
+  readonly value: A
+  readonly warnings: ReadonlyArray<string>
+}
+
+/** {@link decodeRequest}, with the warnings. */
+export const decodeRequestWithWarnings = (
+  input: string | Uint8Array,
+  limits: Limits = defaultLimits
+): Effect.Effect<Decoded<Request>, XmlError> =>
+  Effect.suspend(() => Either.mapLeft(Codec.request.read(input, limits), toXmlError))
+
+/** {@link decodeResponse}, with the warnings. */
+export const decodeResponseWithWarnings = (
+  input: string | Uint8Array,
+  limits: Limits = defaultLimits
+): Effect.Effect<Decoded<Response>, XmlError> =>
+  Effect.suspend(() => Either.mapLeft(Codec.response.read(input, limits), toXmlError))
+
+/**
+ * Keeps the encoding of a protocol instance and reuses it wherever the
+ * instance is encoded again (it is written once per element name and
+ * depth), for parts of documents that repeat: a server's noupdate answer,
+ * an offered update, its day start of the second. Instances are never
+ * changed, so a kept encoding cannot go stale; an answer that changes is a
+ * new instance. The keeping ends with the instance. Returns `instance`.
+ */
+export const keepEncoding: <A extends object>(instance: A) => A = Codec.keepEncoding
 
 /** Decodes a request document (text or UTF-8 bytes) within `limits`. */
 export const decodeRequest = (input: string | Uint8Array, limits: Limits = defaultLimits): Effect.Effect<Request, XmlError> =>

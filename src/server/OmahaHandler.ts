@@ -9,7 +9,7 @@
  * `X-Forwarded-*` headers from configured trusted proxies only.
  */
 import { HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { Clock, Effect, Option, Schema } from "effect"
+import { Cause, Clock, Context, Effect, Exit, type FiberId, FiberRef, LogLevel, Option, Schema } from "effect"
 import { isIP } from "node:net"
 import { describeEvent } from "../client/ExitCode.js"
 import type { AppRequest, Request } from "../protocol/Request.js"
@@ -135,14 +135,51 @@ export const clientAddress = (exchange: Exchange, trusted: ReadonlySet<string>):
 // tenth of a request.
 const validated = true
 
+const xmlHeaders: Readonly<Record<string, string>> = { "content-type": xmlContentType }
+
+// Encoded offers kept per Update object: one per origin (and multi-step flag), a few at most.
+const maxOriginsPerUpdate = 16
+
+/** An update check's answer, and how the log says it. */
+interface Offer {
+  readonly response: Response.UpdateResponse
+  readonly answer: string
+}
+
+const internalApp = new AppRefused({ status: "error-internal", reason: "the updater failed" })
+const internalUpdate = new UpdateRefused({ status: "error-internal", reason: "the updater failed" })
+
 const plain = (status: number, text: string, headers: Record<string, string> = {}): Reply => ({
   status,
   headers: { ...headers, "content-type": "text/plain; charset=utf-8" },
   body: text + "\n"
 })
 
+/**
+ * The endpoint's record of one request, for its log line: the HTTP status,
+ * the protocol, each app (or why none was served) and what reading the
+ * request gave up.
+ */
+export interface RequestRecord {
+  readonly status: number
+  readonly protocol: string
+  readonly apps: ReadonlyArray<AppLog> | string
+  readonly warnings?: ReadonlyArray<string>
+}
+
+/**
+ * Where the endpoint writes its one line per request, for a program that
+ * owns its log output (serve-package writes the line itself, as logfmt or
+ * JSON). Without it the line goes through Effect's logger:
+ * `Effect.logInfo("omaha")` with the record's fields as annotations. Either
+ * way the line is written only when the minimum log level lets Info through.
+ */
+export class RequestLog extends Context.Tag("effect-omaha/server/RequestLog")<RequestLog, {
+  readonly write: (record: RequestRecord, fiberId: FiberId.FiberId, date: Date) => void
+}>() {}
+
 /** What the handler answered one app, for the request's log line. */
-interface AppLog {
+export interface AppLog {
   readonly appid: string
   readonly version: string | undefined
   readonly track: string | undefined
@@ -161,108 +198,151 @@ export const httpStatusOf = (apps: ReadonlyArray<Response.AppResponse>): number 
 export const makeEndpoint = (options: Options = {}): Effect.Effect<Endpoint, InvalidBaseUrl, Updater> =>
   Effect.gen(function*() {
     const updater = yield* Updater
+    const requestLog = yield* Effect.serviceOption(RequestLog)
     const serverName = options.serverName ?? "effect-omaha"
     const maxBodyBytes = options.maxBodyBytes ?? defaultMaxBodyBytes
     const limits: Xml.Limits = { ...Xml.defaultLimits, maxBytes: maxBodyBytes }
     const trusted: ReadonlySet<string> = new Set(options.trustedProxies ?? [])
     const publicBase = options.publicBaseUrl === undefined ? undefined : yield* parseBaseUrl(options.publicBaseUrl)
 
-    const internalApp = (cause: unknown) =>
-      Effect.as(
-        Effect.logError("Updater.checkApp failed", cause),
-        new AppRefused({ status: "error-internal", reason: "the updater failed" })
+    // What the backend answered, as the response's update check and the log's
+    // answer. Answers that repeat are the same instances every time, so their
+    // encoding is written once (`Xml.keepEncoding`): noupdate, each error
+    // status, and each offered update for a given origin. The offers are
+    // keyed by the `Update` object itself, so a backend that decides anew
+    // (another object) is never answered from a stale encoding.
+    const noUpdate = Xml.keepEncoding(new Response.UpdateResponse({ status: "noupdate" }, validated))
+    const refusals = new Map<Response.UpdateResponse["status"], Response.UpdateResponse>()
+    const refusedWith = (status: Response.UpdateResponse["status"]) => {
+      let response = refusals.get(status)
+      if (response === undefined) {
+        response = Xml.keepEncoding(new Response.UpdateResponse({ status }, validated))
+        refusals.set(status, response)
+      }
+      return response
+    }
+    const offers = new WeakMap<Update, Map<string, Offer>>()
+    const offer = (update: Update, origin: string, multi: boolean): Offer => {
+      const key = multi ? "+" + origin : origin
+      let byOrigin = offers.get(update)
+      const known = byOrigin?.get(key)
+      if (known !== undefined) return known
+      const made = makeOffer(update, origin, multi)
+      if (byOrigin === undefined) offers.set(update, byOrigin = new Map())
+      // Origins come from Host headers: keep a few, not one per spelling a client invents.
+      if (byOrigin.size >= maxOriginsPerUpdate) byOrigin.clear()
+      byOrigin.set(key, made)
+      return made
+    }
+    const makeOffer = (update: Update, origin: string, multi: boolean): Offer => {
+      const manifests = multi ? update.manifests : [update.manifests[0]]
+      const urls = update.codebases.flatMap((codebase) =>
+        URL.canParse(codebase, origin) ? [new Response.Url({ codebase: new URL(codebase, origin).href }, validated)] : []
       )
-    const internalUpdate = (cause: unknown) =>
-      Effect.as(
-        Effect.logError("Updater.checkUpdate failed", cause),
-        new UpdateRefused({ status: "error-internal", reason: "the updater failed" })
-      )
-
-    const checkUpdate = (request: Request, app: AppRequest, client: Client, origin: string) =>
-      updater.checkUpdate(request, app, client).pipe(
-        Effect.catchAllDefect((cause) => Effect.flip(internalUpdate(cause))),
-        Effect.either,
-        Effect.map((outcome): { readonly response: Response.UpdateResponse; readonly answer: string } => {
-          if (outcome._tag === "Left") {
-            return {
-              response: new Response.UpdateResponse({ status: outcome.left.status }, validated),
-              answer: outcome.left.message
-            }
-          }
-          const result: Update | NoUpdate = outcome.right
-          if (result._tag === "NoUpdate") {
-            return {
-              response: new Response.UpdateResponse({ status: "noupdate" }, validated),
-              answer: result.reason === undefined ? "noupdate" : `noupdate: ${result.reason}`
-            }
-          }
-          const manifests = app.multiManifestOk === true ? result.manifests : [result.manifests[0]]
-          const urls = result.codebases.flatMap((codebase) =>
-            URL.canParse(codebase, origin) ? [new Response.Url({ codebase: new URL(codebase, origin).href }, validated)] : []
-          )
-          if (urls.length === 0) {
-            return {
-              response: new Response.UpdateResponse({ status: "error-internal" }, validated),
-              answer: `error-internal: the updater gave no usable codebase (${result.codebases.join(", ")})`
-            }
-          }
-          return {
-            response: new Response.UpdateResponse({
-              status: "ok",
-              urls,
-              manifests,
-              ...(result.pollInterval === undefined ? {} : { pollInterval: result.pollInterval })
-            }, validated),
-            answer: `update to ${manifests.map((m) => m.version).join(", ")}`
-          }
-        })
-      )
-
-    const serveApp = (request: Request, app: AppRequest, client: Client, origin: string) =>
-      Effect.gen(function*() {
-        const events = app.events.map(describeEvent)
-        const log = (answer: string): AppLog => ({
-          appid: app.appId,
-          version: app.version,
-          track: app.track,
-          machineid: app.machineId,
-          answer,
-          events
-        })
-        const refused = yield* updater.checkApp(request, app, client).pipe(
-          Effect.catchAllDefect((cause) => Effect.flip(internalApp(cause))),
-          Effect.flip,
-          Effect.option
-        )
-        if (Option.isSome(refused)) {
-          return {
-            response: new Response.AppResponse({ appId: app.appId, status: refused.value.status }, validated),
-            log: log(refused.value.message)
-          }
-        }
-        // Events and the ping first: the check is decided on what they report.
-        for (const event of app.events) {
-          yield* updater.event(request, app, event, client).pipe(
-            Effect.catchAllCause((cause) => Effect.logError("Updater.event failed", cause))
-          )
-        }
-        if (app.ping !== undefined) {
-          yield* updater.ping(request, app, client).pipe(
-            Effect.catchAllCause((cause) => Effect.logError("Updater.ping failed", cause))
-          )
-        }
-        const update = app.updateCheck === undefined ? undefined : yield* checkUpdate(request, app, client, origin)
+      if (urls.length === 0) {
         return {
-          response: new Response.AppResponse({
-            appId: app.appId,
-            status: "ok",
-            ...(update === undefined ? {} : { updateCheck: update.response }),
-            ...(app.ping === undefined ? {} : { ping: Response.ok }),
-            events: app.events.map(() => Response.ok)
-          }, validated),
-          log: log(update === undefined ? "ok" : update.answer)
+          response: refusedWith("error-internal"),
+          answer: `error-internal: the updater gave no usable codebase (${update.codebases.join(", ")})`
         }
+      }
+      return {
+        response: Xml.keepEncoding(
+          new Response.UpdateResponse({
+            status: "ok",
+            urls,
+            manifests,
+            ...(update.pollInterval === undefined ? {} : { pollInterval: update.pollInterval })
+          }, validated)
+        ),
+        answer: `update to ${manifests.map((m) => m.version).join(", ")}`
+      }
+    }
+    Xml.keepEncoding(Response.ok)
+
+    // One day start per second, shared by the requests of that second.
+    let dayStartSecond = Number.NaN
+    let dayStart: Response.DayStart = Response.dayStartAt(new Date(0))
+    const dayStartAt = (millis: number): Response.DayStart => {
+      const second = Math.floor(millis / 1000)
+      if (second !== dayStartSecond) {
+        dayStartSecond = second
+        dayStart = Xml.keepEncoding(Response.dayStartAt(new Date(millis)))
+      }
+      return dayStart
+    }
+
+    // Each app in one pass over the backend's calls, in the request's fiber:
+    // checkApp, then its events and ping, then checkUpdate. A backend's defect
+    // is logged and answered as error-internal; its interruption ends the request.
+    const serveApp = function*(request: Request, app: AppRequest, client: Client, origin: string) {
+      const events = app.events.map(describeEvent)
+      const log = (answer: string): AppLog => ({
+        appid: app.appId,
+        version: app.version,
+        track: app.track,
+        machineid: app.machineId,
+        answer,
+        events
       })
+      const checked = yield* Effect.exit(updater.checkApp(request, app, client))
+      if (Exit.isFailure(checked)) {
+        const refusal = Cause.failureOption(checked.cause)
+        let refused: AppRefused
+        if (Option.isSome(refusal)) {
+          refused = refusal.value
+        } else if (Cause.isInterruptedOnly(checked.cause)) {
+          return yield* Effect.failCause(checked.cause)
+        } else {
+          yield* Effect.logError("Updater.checkApp failed", Cause.squash(checked.cause))
+          refused = internalApp
+        }
+        return {
+          response: new Response.AppResponse({ appId: app.appId, status: refused.status }, validated),
+          log: log(refused.message)
+        }
+      }
+      // Events and the ping first: the check is decided on what they report.
+      for (const event of app.events) {
+        const recorded = yield* Effect.exit(updater.event(request, app, event, client))
+        if (Exit.isFailure(recorded)) yield* Effect.logError("Updater.event failed", recorded.cause)
+      }
+      if (app.ping !== undefined) {
+        const recorded = yield* Effect.exit(updater.ping(request, app, client))
+        if (Exit.isFailure(recorded)) yield* Effect.logError("Updater.ping failed", recorded.cause)
+      }
+      let update: Offer | undefined
+      if (app.updateCheck !== undefined) {
+        const outcome = yield* Effect.exit(updater.checkUpdate(request, app, client))
+        if (Exit.isSuccess(outcome)) {
+          const result: Update | NoUpdate = outcome.value
+          update = result._tag === "NoUpdate"
+            ? { response: noUpdate, answer: result.reason === undefined ? "noupdate" : `noupdate: ${result.reason}` }
+            : offer(result, origin, app.multiManifestOk === true)
+        } else {
+          const refusal = Cause.failureOption(outcome.cause)
+          let refused: UpdateRefused
+          if (Option.isSome(refusal)) {
+            refused = refusal.value
+          } else if (Cause.isInterruptedOnly(outcome.cause)) {
+            return yield* Effect.failCause(outcome.cause)
+          } else {
+            yield* Effect.logError("Updater.checkUpdate failed", Cause.squash(outcome.cause))
+            refused = internalUpdate
+          }
+          update = { response: refusedWith(refused.status), answer: refused.message }
+        }
+      }
+      return {
+        response: new Response.AppResponse({
+          appId: app.appId,
+          status: "ok",
+          ...(update === undefined ? {} : { updateCheck: update.response }),
+          ...(app.ping === undefined ? {} : { ping: Response.ok }),
+          events: app.events.length === 0 ? [] : app.events.map(() => Response.ok)
+        }, validated),
+        log: log(update === undefined ? "ok" : update.answer)
+      }
+    }
 
     // Every app gets `error-unsupportedProtocol` and nothing is recorded.
     const unsupportedProtocol = (request: Request) =>
@@ -296,34 +376,54 @@ export const makeEndpoint = (options: Options = {}): Effect.Effect<Endpoint, Inv
       return undefined
     }
 
-    const answer = (exchange: Exchange, body: Uint8Array): Effect.Effect<Reply> =>
+    const respond = (exchange: Exchange, request: Request, warnings: ReadonlyArray<string>) =>
       Effect.gen(function*() {
-        const decoded = yield* Xml.decodeRequest(body, limits).pipe(Effect.either)
-        if (decoded._tag === "Left") return yield* refuse(400, `bad Omaha request: ${decoded.left.message}`)
-        const request = decoded.right
-
         const base = publicBase ?? requestOrigin(exchange, trusted)
         if (base === undefined) {
           return yield* refuse(400, "missing or invalid Host header: cannot tell clients where the packages are")
         }
         const client: Client = { address: clientAddress(exchange, trusted) }
-        const served = request.protocol === "3.0"
-          ? yield* Effect.forEach(request.apps, (app) => serveApp(request, app, client, base))
-          : undefined
-        const apps = served === undefined ? unsupportedProtocol(request) : served.map((s) => s.response)
-        const status = served === undefined ? 400 : httpStatusOf(apps)
-        const dayStart = yield* Response.dayStartNow
-        const response = new Response.Response({ protocol: "3.0", server: serverName, dayStart, apps }, validated)
-        const xml = yield* Xml.encodeResponse(response)
-        yield* Effect.logInfo("omaha").pipe(
-          Effect.annotateLogs({
-            status,
-            protocol: request.protocol,
-            apps: served === undefined ? "unsupported protocol" : served.map((s) => s.log)
-          })
+        let apps: Array<Response.AppResponse>
+        let logged: ReadonlyArray<AppLog> | string
+        let status: number
+        if (request.protocol === "3.0") {
+          apps = []
+          const logs: Array<AppLog> = []
+          for (const app of request.apps) {
+            const served = yield* serveApp(request, app, client, base)
+            apps.push(served.response)
+            logs.push(served.log)
+          }
+          logged = logs
+          status = httpStatusOf(apps)
+        } else {
+          apps = unsupportedProtocol(request)
+          logged = "unsupported protocol"
+          status = 400
+        }
+        const now = yield* Clock.currentTimeMillis
+        const response = new Response.Response(
+          { protocol: "3.0", server: serverName, dayStart: dayStartAt(now), apps },
+          validated
         )
-        return { status, headers: { "content-type": xmlContentType }, body: xml }
-      }).pipe(
+        const xml = yield* Xml.encodeResponse(response)
+        const record: RequestRecord = warnings.length === 0
+          ? { status, protocol: request.protocol, apps: logged }
+          : { status, protocol: request.protocol, apps: logged, warnings }
+        if (Option.isNone(requestLog)) {
+          yield* Effect.annotateLogs(Effect.logInfo("omaha"), record as unknown as Record<string, unknown>)
+        } else if (LogLevel.greaterThanEqual(LogLevel.Info, yield* FiberRef.get(FiberRef.currentMinimumLogLevel))) {
+          requestLog.value.write(record, yield* Effect.fiberId, new Date(now))
+        }
+        return { status, headers: xmlHeaders, body: xml }
+      })
+
+    const answer = (exchange: Exchange, body: Uint8Array): Effect.Effect<Reply> =>
+      Xml.decodeRequestWithWarnings(body, limits).pipe(
+        Effect.matchEffect({
+          onFailure: (error) => refuse(400, `bad Omaha request: ${error.message}`),
+          onSuccess: ({ value, warnings }) => respond(exchange, value, warnings)
+        }),
         Effect.catchAllCause((cause) =>
           Effect.as(Effect.logError("omaha request failed", cause), plain(500, "internal server error"))
         )

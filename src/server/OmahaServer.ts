@@ -38,8 +38,12 @@ const pathOf = (url: string): string => {
 
 const writeReply = (response: Http.ServerResponse, reply: OmahaHandler.Reply): void => {
   if (response.destroyed) return
-  response.writeHead(reply.status, { ...reply.headers, "content-length": Buffer.byteLength(reply.body) })
-  response.end(reply.body)
+  const body = Buffer.from(reply.body, "utf8")
+  const headers: Array<string> = []
+  for (const name in reply.headers) headers.push(name, reply.headers[name]!)
+  headers.push("content-length", String(body.length))
+  response.writeHead(reply.status, headers)
+  response.end(body)
 }
 
 // The update endpoint straight on Node's request and response: an update

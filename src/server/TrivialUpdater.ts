@@ -48,25 +48,35 @@ export const codebase = "packages/"
 
 /** The `Updater` for one payload (see the module header). */
 export const layer = (payload: Payload): Layer.Layer<Updater> => {
-  const update = new Update({ codebases: [codebase], manifests: [manifestFor(payload)] })
+  const update = Effect.succeed(new Update({ codebases: [codebase], manifests: [manifestFor(payload)] }))
+  // A fleet runs a few versions at a time: the answer for each is worked out once.
+  const answers = new Map<string, Effect.Effect<Update | NoUpdate>>()
+  const answerFor = (version: string) =>
+    Option.match(Version.parseOption(version), {
+      onNone: () => undefined,
+      onSome: (current) =>
+        Version.lessThan(current, payload.version)
+          ? update
+          : Effect.succeed(new NoUpdate({ reason: `${version} is not older than ${payload.version.text}` }))
+    })
   return Layer.succeed(Updater, {
     checkApp: () => Effect.void,
     checkUpdate: (_, app) => {
       const version = app.version ?? ""
-      if (version === forcedUpdate) return Effect.succeed(update)
-      return Option.match(Version.parseOption(version), {
-        onNone: () =>
-          Effect.as(
+      if (version === forcedUpdate) return update
+      let answer = answers.get(version)
+      if (answer === undefined) {
+        answer = answerFor(version)
+        if (answer === undefined) {
+          return Effect.as(
             Effect.logWarning(`app ${app.appId} sent version ${JSON.stringify(version)}, which is not a version`),
             new NoUpdate({ reason: `unreadable version ${JSON.stringify(version)}` })
-          ),
-        onSome: (current) =>
-          Effect.succeed(
-            Version.lessThan(current, payload.version)
-              ? update
-              : new NoUpdate({ reason: `${version} is not older than ${payload.version.text}` })
           )
-      })
+        }
+        if (answers.size >= 256) answers.clear()
+        answers.set(version, answer)
+      }
+      return answer
     },
     event: () => Effect.void,
     ping: () => Effect.void

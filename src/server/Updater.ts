@@ -38,7 +38,10 @@ export class NoUpdate extends Data.TaggedClass("NoUpdate")<{ readonly reason?: s
 /**
  * An update to offer: where the packages are (codebases; relative ones are
  * resolved against the server's public address) and one manifest, or several
- * for a multi-step update (floors first, the target last).
+ * for a multi-step update (floors first, the target last). Treat it as an
+ * immutable value: the endpoint keeps the encoded answer of each `Update`
+ * object (per origin) for as long as the object lives, so returning the same
+ * object again is cheap, and a changed answer must be a new object.
  */
 export class Update extends Data.TaggedClass("Update")<{
   readonly codebases: NonEmptyReadonlyArray<string>

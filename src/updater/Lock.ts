@@ -24,6 +24,6 @@ export const acquire = (path: string) =>
   PidLock.acquire(path).pipe(
     Effect.catchTags({
       LockHeld: (held) => Effect.fail(new UpdateLocked({ path: held.path, pid: held.pid, host: held.host })),
-      LockFailed: (failed) => Effect.fail(new WriteFailed({ path: failed.path, operation: "lock", reason: failed.reason }))
+      LockFailed: (failed) => Effect.fail(new WriteFailed({ path: failed.path, operation: failed.operation, reason: failed.reason }))
     })
   )

@@ -10,6 +10,7 @@ import {
   answerApps,
   clientLayer,
   endless,
+  isCheck,
   onChecks,
   refusedUrl,
   reply,
@@ -18,6 +19,7 @@ import {
   type TestServer,
   xml
 } from "./server.js"
+import { readFixture } from "../fixtures.js"
 
 const appId = "{5ca607f8-61b5-4692-90ce-30380ba05a98}"
 
@@ -268,6 +270,72 @@ describe("OmahaClient failures against a loopback server", () => {
       expect(error.message).toContain("app[1]/machineAlias")
       expect(AppClient.exitCodeOf(error)).toBe(2)
       expect(server.received.length).toBe(0)
+    }))
+
+  it.scopedLive("go-omaha's update response: UpdateAvailable, no warning, no error event", () =>
+    Effect.gen(function*() {
+      const answer = readFixture("go-omaha/update-response.xml").replaceAll("{e96281a6-d1af-4bde-9a0a-97b76e56dc57}", appId)
+      const server = yield* startServer(onChecks(() => reply(answer)))
+      const { logs, result } = yield* checkOnce(server.url)
+      expect(Either.getOrThrow(result)).toMatchObject({ _tag: "UpdateAvailable", manifest: { version: "3815.2.1" } })
+      expect(logs).toEqual([])
+      expect(errorEvents(server)).toEqual([])
+    }))
+
+  it.scopedLive("an update check without a status: read as absent with a warning, ResponseInvalid, code 34, error event", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer(onChecks(() =>
+        reply(`<response protocol="3.0"><app appid="${appId}" status="ok"><updatecheck></updatecheck></app></response>`)
+      ))
+      const { logs, result } = yield* checkOnce(server.url)
+      const error = failure(result)
+      expect(error).toMatchObject({ _tag: "ResponseInvalid", reason: "the response has no updatecheck" })
+      expect(AppClient.exitCodeOf(error)).toBe(34)
+      expect(logs).toEqual([
+        `Omaha server ${server.url}/v1/update/: response/app[1]/updatecheck/status: is missing; <updatecheck> skipped`
+      ])
+      expect(errorEvents(server)).toEqual([[3, 0, 34]])
+    }))
+
+  it.scopedLive("closing the client without a flush still delivers the error event, retries included", () =>
+    Effect.gen(function*() {
+      // Checks get a malformed answer; the error event's first attempt a 503.
+      let eventAttempts = 0
+      const server = yield* startServer((received) => {
+        if (isCheck(received)) return reply(`<response`)
+        return ++eventAttempts === 1 ? reply("busy", 503) : answerApps(received.request)
+      })
+      const result = yield* Effect.gen(function*() {
+        const app = yield* AppClient.make({ appId, version: "1.0.0" })
+        return yield* Effect.either(app.updateCheck())
+      }).pipe(Effect.provide(clientLayer(server.url, { retry: { baseDelay: "200 millis" } })))
+      // The client's scope is closed and nothing flushed: the event went out anyway.
+      expect(failure(result)).toBeInstanceOf(OmahaClient.MalformedResponse)
+      expect(eventAttempts).toBe(2)
+      expect(errorEvents(server)).toEqual([[3, 0, 31], [3, 0, 31]])
+    }))
+
+  it.scopedLive("closing the client waits at most closeTimeout for queued events, then logs them as dropped", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer((received) => (isCheck(received) ? reply(`<response`) : stall))
+      const logs: Array<string> = []
+      const logger = Logger.make(({ message }) => void logs.push(String(Array.isArray(message) ? message[0] : message)))
+      const started = Date.now()
+      yield* Effect.gen(function*() {
+        const app = yield* AppClient.make({ appId, version: "1.0.0" })
+        yield* Effect.either(app.updateCheck())
+        yield* Effect.promise(() => server.receivedCount(2))
+      }).pipe(
+        Effect.provide(clientLayer(server.url, { closeTimeout: "300 millis" })),
+        Effect.provide(Logger.replace(Logger.defaultLogger, logger))
+      )
+      const elapsed = Date.now() - started
+      expect(elapsed).toBeGreaterThanOrEqual(300)
+      expect(elapsed).toBeLessThan(3000)
+      expect(logs).toEqual([
+        "Omaha event (update complete: error, OmahaRequestXMLParseError (31)) dropped: " +
+        "not delivered within 300ms of closing the client"
+      ])
     }))
 
   it.scopedLive("the wire: POST to /v1/update/ with Content-Type text/xml; charset=utf-8", () =>

@@ -376,10 +376,10 @@ describe("wire format", () => {
     )
   })
 
-  it("refuses values the schema cannot take, naming where", () => {
-    const error = refusal(Xml.decodeRequest(`<request protocol="3.0"><app appid="a" installage="soon"/></request>`))
-    expect(error.message).toBe(`invalid <request> document at request/app[1]/installage: expected an integer, got "soon"`)
-    expect(error.path).toBe("request/app[1]/installage")
+  it("refuses values the schema cannot take where the protocol cannot do without them, naming where", () => {
+    const error = refusal(Xml.decodeRequest(`<request protocol="3.0"><app appid="a"><event eventtype="soon"/></app></request>`))
+    expect(error.message).toBe(`invalid <request> document at request/app[1]/event[1]/eventtype: expected an integer, got "soon"`)
+    expect(error.path).toBe("request/app[1]/event[1]/eventtype")
     expect(refusal(Xml.decodeRequest(`<request protocol="3.0"><app/></request>`)).message).toBe(
       "invalid <request> document at request/app[1]/appid: is missing"
     )
@@ -467,7 +467,7 @@ describe("hostile input", () => {
   })
 
   it("refuses non-numeric numbers", () => {
-    for (const value of ["abc", "1.5", "0x10", "", " 1", "1e3", "99999999999999999999"]) {
+    for (const value of ["abc", "1.5", "0x10", "", " ", "1e3", "99999999999999999999"]) {
       refusedQuickly(
         `<request protocol="3.0"><app appid="a"><event eventtype="${value}"/></app></request>`,
         /at request\/app\[1\]\/event\[1\]\/eventtype: expected an integer/
@@ -503,5 +503,168 @@ describe("hostile input", () => {
       [`<?XML version="1.0"?><request protocol="3.0"/>`, /malformed XML declaration/]
     ]
     for (const [xml, pattern] of cases) refusedQuickly(xml, pattern)
+  })
+})
+
+describe("reading tolerantly", () => {
+  const readRequest = (xml: string) => Effect.runSync(Xml.decodeRequestWithWarnings(xml))
+  const readResponse = (xml: string) => Effect.runSync(Xml.decodeResponseWithWarnings(xml))
+  const flatcar = "{e96281a6-d1af-4bde-9a0a-97b76e56dc57}"
+
+  it("reads go-omaha's no-update and update responses as its encoder writes them", () => {
+    const none = readResponse(readFixture("go-omaha/no-update-response.xml"))
+    expect(none.warnings).toEqual([])
+    expect(none.value.server).toBe("go-omaha")
+    expect(none.value.dayStart).toStrictEqual(new Response.DayStart({ elapsedSeconds: 0 }))
+    expect(none.value.apps[0]).toStrictEqual(
+      new Response.AppResponse({
+        appId: flatcar,
+        status: "ok",
+        ping: Response.ok,
+        updateCheck: new Response.UpdateResponse({ status: "noupdate" }),
+        events: [Response.ok]
+      })
+    )
+    const update = readResponse(readFixture("go-omaha/update-response.xml"))
+    expect(update.warnings).toEqual([])
+    const check = update.value.apps[0]!.updateCheck!
+    expect(check.urls).toStrictEqual([new Response.Url({ codebase: "http://127.0.0.1:8000/packages/" })])
+    expect(check.manifests).toStrictEqual([
+      new Response.Manifest({
+        version: "3815.2.1",
+        packages: [
+          new Response.Package({
+            name: "update.gz",
+            hash: "+LXvjiaPkeYDLHoNKlf9qbJwvnk=",
+            hashSha256: "0VAlQW3RE99SGtSB5R4m08antAHO8XDoBMKDyxQT/Mg=",
+            size: 67546213,
+            required: false
+          })
+        ],
+        actions: [
+          new Response.Action({
+            event: "postinstall",
+            sha256: "0VAlQW3RE99SGtSB5R4m08antAHO8XDoBMKDyxQT/Mg=",
+            disablePayloadBackoff: true
+          })
+        ]
+      })
+    ])
+  })
+
+  it("reads go-omaha's zero values, skipping the apps and the update check it cannot read", () => {
+    const { value, warnings } = readResponse(readFixture("go-omaha/zero-values-response.xml"))
+    expect(value.server).toBe("")
+    const [first, second, ...rest] = value.apps
+    expect(rest).toEqual([])
+    expect(first!.ping).toStrictEqual(new Response.Ack({ status: "" }))
+    const check = first!.updateCheck!
+    expect(check.urls.map((url) => url.codebase)).toEqual(["", "http://mirror.example/packages/"])
+    expect(check.manifests[0]).toStrictEqual(
+      new Response.Manifest({
+        version: "",
+        packages: [new Response.Package({ name: "", hash: "", size: 0, required: false })],
+        actions: [new Response.Action({ event: "" })]
+      })
+    )
+    // An update check without a status is read as absent: clients call that an invalid answer.
+    expect(second!.appId).toBe("{a8b7e42b-3c57-4b1b-9a0d-5f0d4c2d6e11}")
+    expect(second!.updateCheck).toBeUndefined()
+    expect(warnings).toEqual([
+      "response/app[2]/updatecheck/status: is missing; <updatecheck> skipped",
+      "response/app[3]/status: is missing; <app> skipped",
+      "response/app[4]/appid: is missing; <app> skipped"
+    ])
+  })
+
+  it("reads go-omaha's client request without warnings", () => {
+    const { value, warnings } = readRequest(readFixture("go-omaha/request.xml"))
+    expect(warnings).toEqual([])
+    expect(value).toMatchObject({ protocol: "3.0", isMachine: true, version: "go-omaha", updaterVersion: "go-omaha" })
+    expect(value.apps[0]).toMatchObject({ appId: flatcar, version: "3815.2.0", track: "stable" })
+    expect(value.apps[0]!.events).toStrictEqual([new Request.EventRequest({ eventType: 3, eventResult: 2 })])
+  })
+
+  it("reads numbers and booleans with white space around them, as go-omaha does", () => {
+    const { value, warnings } = readRequest(
+      `<request protocol="3.0" ismachine=" 1 "><app appid="a" installage=" 5" delta_okay="true "><ping active="\t1\n"/>` +
+        `<event eventtype=" 3 " eventresult="2 " errorcode=" 0"/></app></request>`
+    )
+    expect(warnings).toEqual([])
+    expect(value.isMachine).toBe(true)
+    expect(value.apps[0]).toMatchObject({ installAge: 5, deltaOkay: true, ping: { active: 1 } })
+    expect(value.apps[0]!.events).toStrictEqual([new Request.EventRequest({ eventType: 3, eventResult: 2, errorCode: 0 })])
+  })
+
+  it("reads a value it cannot read as absent, and skips an app without appid while another app is read", () => {
+    const { value, warnings } = readRequest(
+      `<request protocol="3.0" ismachine="2"><app version="1.0.0"><updatecheck/></app>` +
+        `<app appid="a" version="1.0.0" installage="soon" delta_okay="maybe"><ping active="yes" r="1"/><updatecheck updatedisabled="no"/>` +
+        `<event eventtype="3" eventresult="x"/></app></request>`
+    )
+    expect("isMachine" in value).toBe(false)
+    expect(value.apps.map((app) => app.appId)).toEqual(["a"])
+    const [app] = value.apps
+    expect("installAge" in app! || "deltaOkay" in app!).toBe(false)
+    expect(app!.ping).toStrictEqual(new Request.PingRequest({ r: 1 }))
+    expect(app!.updateCheck).toStrictEqual(new Request.UpdateRequest({}))
+    expect(app!.events).toStrictEqual([new Request.EventRequest({ eventType: 3 })])
+    expect(warnings).toEqual([
+      `request/ismachine: expected a boolean, got "2"; read as absent`,
+      `request/app[2]/installage: expected an integer, got "soon"; read as absent`,
+      `request/app[2]/delta_okay: expected a boolean, got "maybe"; read as absent`,
+      `request/app[2]/ping/active: expected an integer, got "yes"; read as absent`,
+      `request/app[2]/updatecheck/updatedisabled: expected a boolean, got "no"; read as absent`,
+      `request/app[2]/event[1]/eventresult: expected an integer, got "x"; read as absent`,
+      "request/app[1]/appid: is missing; <app> skipped"
+    ])
+    // decodeRequest gives the same value.
+    expect(Effect.runSync(Xml.decodeRequest(
+      `<request protocol="3.0" ismachine="2"><app appid="a" installage="soon"/></request>`
+    ))).toStrictEqual(new Request.Request({ protocol: "3.0", apps: [new Request.AppRequest({ appId: "a" })] }))
+  })
+
+  it("refuses a request without protocol, an event without a readable type, and one whose apps all lack an appid", () => {
+    expect(refusal(Xml.decodeRequest(`<request><app appid="a"/></request>`)).message).toBe(
+      "invalid <request> document at request/protocol: is missing"
+    )
+    expect(refusal(Xml.decodeRequest(`<request protocol="3.0"><app appid="a"><event/></app></request>`)).message).toBe(
+      "invalid <request> document at request/app[1]/event[1]/eventtype: is missing"
+    )
+    expect(refusal(Xml.decodeRequest(`<request protocol="3.0"><app/><app version="1"/></request>`)).message).toBe(
+      "invalid <request> document at request/app[1]/appid: is missing"
+    )
+  })
+
+  it("skips urls and actions it cannot read; refuses a manifest without version and a package without name", () => {
+    const update = (inner: string) =>
+      `<response protocol="3.0"><app appid="a" status="ok"><updatecheck status="ok">${inner}</updatecheck></app></response>`
+    const { value, warnings } = readResponse(update(
+      `<urls><url/><url codebase="http://h/"/></urls><manifest version="1"><packages><package name="p" size="-1" required="perhaps"/></packages>` +
+        `<actions><action sha256="x"/><action event="postinstall" MaxFailureCountPerUrl="many"/></actions></manifest>`
+    ))
+    const check = value.apps[0]!.updateCheck!
+    expect(check.urls).toStrictEqual([new Response.Url({ codebase: "http://h/" })])
+    expect(check.manifests[0]!.packages).toStrictEqual([new Response.Package({ name: "p" })])
+    expect(check.manifests[0]!.actions).toStrictEqual([new Response.Action({ event: "postinstall" })])
+    expect(warnings).toHaveLength(5)
+    expect(warnings).toContain("response/app[1]/updatecheck/urls/url[1]/codebase: is missing; <url> skipped")
+    expect(warnings).toContain("response/app[1]/updatecheck/manifest[1]/actions/action[1]/event: is missing; <action> skipped")
+    expect(refusal(Xml.decodeResponse(update(`<manifest><packages><package name="p"/></packages></manifest>`))).message).toBe(
+      "invalid <response> document at response/app[1]/updatecheck/manifest[1]/version: is missing"
+    )
+    expect(refusal(Xml.decodeResponse(update(`<manifest version="1"><packages><package size="1"/></packages></manifest>`))).message)
+      .toBe("invalid <response> document at response/app[1]/updatecheck/manifest[1]/packages/package[1]/name: is missing")
+    expect(refusal(Xml.decodeResponse(`<response><app appid="a" status="ok"/></response>`)).message).toBe(
+      "invalid <response> document at response/protocol: is missing"
+    )
+  })
+
+  it("skips an app with an unknown status while another app is read", () => {
+    const { value, warnings } = readResponse(
+      `<response protocol="3.0"><app appid="a" status="error-nokey"/><app appid="b" status="ok"/></response>`
+    )
+    expect(value.apps.map((app) => app.appId)).toEqual(["b"])
+    expect(warnings).toEqual([`response/app[1]/status: unknown value "error-nokey"; <app> skipped`])
   })
 })

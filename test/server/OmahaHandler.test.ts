@@ -349,6 +349,36 @@ describe("OmahaHandler", () => {
       })
     ))
 
+  it.live("answers what go-omaha answers: unreadable values read as absent, an app without appid skipped, and logs why", () =>
+    Effect.gen(function*() {
+      const seen: Seen = { events: [], pings: [], calls: [] }
+      const { base, logs } = yield* startServer({}, scripted(seen))
+      const reply = yield* call(() =>
+        post(
+          base,
+          requestFor(
+            `<app version="1.0.0"><updatecheck/></app>` +
+              app("a", `<ping active=" 1 "/><updatecheck/><event eventtype="3" eventresult="x"/>`, ` installage="soon"`),
+            ` ismachine="2"`
+          )
+        )
+      )
+      expect(reply.status).toBe(200)
+      const response = decode(reply.text)
+      expect(response.apps.map((a) => [a.appId, a.status, a.updateCheck?.status])).toEqual([["a", "ok", "noupdate"]])
+      expect(response.apps[0]!.events).toStrictEqual([Response.ok])
+      expect(seen.events).toEqual(["a:3/undefined"])
+      expect(seen.pings).toEqual(["a"])
+      const line = logs.lines.find((l) => l.message === "omaha")!
+      expect(line.annotations["status"]).toBe(200)
+      expect(line.annotations["warnings"]).toEqual([
+        `request/ismachine: expected a boolean, got "2"; read as absent`,
+        `request/app[2]/installage: expected an integer, got "soon"; read as absent`,
+        `request/app[2]/event[1]/eventresult: expected an integer, got "x"; read as absent`,
+        "request/app[1]/appid: is missing; <app> skipped"
+      ])
+    }).pipe(Effect.scoped, Effect.provide(NodeContext.layer)))
+
   it.live("answers the same as an HttpApp in a plain @effect/platform server", () =>
     Effect.gen(function*() {
       const seen: Seen = { events: [], pings: [], calls: [] }

@@ -11,12 +11,29 @@
  */
 import { Either, SchemaAST } from "effect"
 import { identity } from "effect/Function"
-import { invalid, type ValueCodec, type Wire, WireId } from "./wire.js"
+import { escapeAttribute, writeText } from "./document.js"
+import { invalid, textKey, type ValueCodec, type Wire, WireId } from "./wire.js"
 
-/** A class's fast decoder and encoder; both return `invalid` where the schema must decide. */
+/**
+ * Instances whose written elements may be kept and written again (by element
+ * name and indentation): protocol instances do not change, so an instance
+ * written once reads the same every time. Put an empty map for an instance
+ * to have its writings kept.
+ */
+export type Reuse = WeakMap<object, Map<string, string>>
+
+/** A class's fast decoder and encoder; each returns `invalid` where the schema must decide. */
 export interface Fast {
   readonly decode: (encoded: unknown) => unknown
   readonly encode: (value: unknown) => unknown
+  /**
+   * Whether instances are built without the class's constructor: undefined
+   * until the first one is built, then false for good if the constructor
+   * turned out to add or change fields.
+   */
+  readonly trusted: () => boolean | undefined
+  /** The element `name` for an instance, as `writeDocument` writes its encoded object at `indent`. */
+  readonly write: (value: unknown, name: string, indent: string, reuse: Reuse | undefined) => string | typeof invalid
 }
 
 type Kind =
@@ -144,18 +161,41 @@ const compileClass = (ast: SchemaAST.AST, memo: Memo): Fast | undefined => {
   const declaration = ast.to
   // The declaration's own encoder answers an instance with itself.
   const check = declaration.encodeUnknown(...declaration.typeParameters)
+  // Prototypes of values the declaration took for instances: a value with
+  // one of them is an instance too, without asking again.
+  const instanceProtos = new Set<object | null>()
   const isInstance = (u: unknown): boolean => {
+    if (typeof u === "object" && u !== null && instanceProtos.has(Object.getPrototypeOf(u))) return true
     const result = check(u, parseOptions, declaration)
-    return Either.isEither(result) && Either.isRight(result) && result.right === u
+    const yes = Either.isEither(result) && Either.isRight(result) && result.right === u
+    if (yes && instanceProtos.size < 8) instanceProtos.add(Object.getPrototypeOf(u))
+    return yes
   }
-  const make = (props: Record<string, unknown>, encoded: unknown): unknown => {
+  const construct_ = (props: Record<string, unknown>, encoded: unknown): unknown => {
     const result = construct(props, parseOptions, ast, encoded)
     return Either.isEither(result) && Either.isRight(result) ? result.right : invalid
+  }
+  // Trusted construction: an instance is its prototype and the decoded
+  // fields, and the class's constructor is skipped. Only after the first
+  // instance built by the constructor shows that the constructor adds,
+  // drops, reorders or changes nothing (no constructor of its own, no field
+  // initialiser); otherwise the constructor keeps building every instance.
+  let proto: object | undefined
+  let trusted: boolean | undefined
+  const make = (props: Record<string, unknown>, encoded: unknown): unknown => {
+    if (trusted === true) return Object.assign(Object.create(proto!), props)
+    const built = construct_(props, encoded)
+    if (trusted === undefined && built !== invalid) {
+      trusted = sameFields(built as object, props)
+      proto = Object.getPrototypeOf(built)
+    }
+    return built
   }
 
   const decode = (encoded: unknown): unknown => {
     if (!isRecord(encoded)) return invalid
-    const props: Record<string, unknown> = {}
+    // Trusted, the fields go straight into the instance.
+    const props: Record<string, unknown> = trusted === true ? Object.create(proto!) : {}
     for (const field of fields.decoded) {
       const { kind, wire } = field
       if (!Object.hasOwn(encoded, wire)) {
@@ -182,7 +222,7 @@ const compileClass = (ast: SchemaAST.AST, memo: Memo): Fast | undefined => {
       if (out === invalid) return invalid
       props[field.key] = out
     }
-    return make(props, encoded)
+    return trusted === true ? props : make(props, encoded)
   }
 
   const encode = (value: unknown): unknown => {
@@ -220,9 +260,87 @@ const compileClass = (ast: SchemaAST.AST, memo: Memo): Fast | undefined => {
     return out
   }
 
-  const fast: Fast = { decode, encode }
+  // What `writeElement` of document.ts writes for `encode(value)`, straight
+  // from the instance: attributes in wire order, then text, then children.
+  const attributes = fields.encoded.filter((f) => f.kind._tag === "Value" && f.wire !== textKey)
+  const text = fields.encoded.find((f) => f.kind._tag === "Value" && f.wire === textKey)
+  const children = fields.encoded.filter((f) => f.kind._tag !== "Value")
+  const write = (value: unknown, name: string, indent: string, reuse: Reuse | undefined): string | typeof invalid => {
+    let written: Map<string, string> | undefined
+    if (reuse !== undefined && typeof value === "object" && value !== null) {
+      written = reuse.get(value)
+      const hit = written?.get(name + indent)
+      if (hit !== undefined) return hit
+    }
+    if (!isInstance(value)) return invalid
+    const instance = value as Record<string, unknown>
+    let out = indent + "<" + name
+    for (const field of attributes) {
+      if (!Object.hasOwn(instance, field.key)) {
+        if (field.optional) continue
+        return invalid
+      }
+      const s = (field.kind as Extract<Kind, { _tag: "Value" }>).codec.encode(instance[field.key])
+      if (s === invalid) return invalid
+      out += " " + field.wire + "=\"" + escapeAttribute(s) + "\""
+    }
+    let body = ""
+    const inner = indent + " "
+    for (const field of children) {
+      const { kind } = field
+      if (!Object.hasOwn(instance, field.key)) {
+        if (field.optional && kind._tag !== "List") continue
+        return invalid
+      }
+      const v = instance[field.key]
+      if (kind._tag === "Child") {
+        const child = kind.fast.write(v, field.wire, inner, reuse)
+        if (child === invalid) return invalid
+        body += child
+      } else if (kind._tag === "List") {
+        if (!Array.isArray(v)) return invalid
+        if (v.length === 0) continue
+        const itemIndent = kind.element === undefined ? inner : inner + " "
+        const itemName = kind.element ?? field.wire
+        let items = ""
+        for (const item of v) {
+          const written = kind.item.write(item, itemName, itemIndent, reuse)
+          if (written === invalid) return invalid
+          items += written
+        }
+        body += kind.element === undefined ? items : inner + "<" + field.wire + ">\n" + items + inner + "</" + field.wire + ">\n"
+      }
+    }
+    let content: string | undefined
+    if (text !== undefined && Object.hasOwn(instance, text.key)) {
+      const s = (text.kind as Extract<Kind, { _tag: "Value" }>).codec.encode(instance[text.key])
+      if (s === invalid) return invalid
+      content = s
+    } else if (text !== undefined && !text.optional) {
+      return invalid
+    }
+    out = content === undefined && body === ""
+      ? out + "/>\n"
+      : out + ">" + (content === undefined ? "" : writeText(content)) + (body === "" ? "" : "\n" + body + indent) + "</" + name + ">\n"
+    written?.set(name + indent, out)
+    return out
+  }
+
+  const fast: Fast = { decode, encode, write, trusted: () => trusted }
   memo.set(ast, fast)
   return fast
+}
+
+// True when `built` has exactly the own keys of `props`, in order, with the same values.
+const sameFields = (built: object, props: Record<string, unknown>): boolean => {
+  const keys = Reflect.ownKeys(built)
+  const expected = Reflect.ownKeys(props)
+  if (keys.length !== expected.length) return false
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i]!
+    if (key !== expected[i] || (built as Record<PropertyKey, unknown>)[key] !== props[key as string]) return false
+  }
+  return true
 }
 
 // Each item through `f`, or invalid as soon as one gives up.

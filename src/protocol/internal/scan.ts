@@ -6,6 +6,22 @@
  * the root, truncation, and documents deeper or larger than the limits.
  */
 
+/**
+ * What a scan reports as it goes, to a caller that builds the document while
+ * it is checked (the codec's fast path). Nothing reported means anything
+ * until the scan says `Ok`: a refused document may have been reported in part.
+ */
+export interface Builder {
+  /** A start tag's name; answers whether its attributes are wanted. */
+  readonly start: (name: string) => boolean
+  /** An attribute of the start tag just reported: its value is `xml.slice(from, to)`, as written. */
+  readonly attribute: (name: string, from: number, to: number) => void
+  /** The end of the element last started and not ended (a closing tag, or `/>`). */
+  readonly end: () => void
+  /** Character data inside an element: `xml.slice(from, to)` as written, or a CDATA section's content. */
+  readonly text: (from: number, to: number, cdata: boolean) => void
+}
+
 /** Structural limits checked while scanning. */
 export interface ScanLimits {
   readonly maxDepth: number
@@ -108,7 +124,7 @@ type StartTag =
 
 // Reads `<name attr="value" ...>` or `.../>` at `lt`: the XML 1.0 production
 // for start tags, with every attribute value checked for `<` and references.
-const startTag = (xml: string, lt: number, nextLt: Finder, nextAmp: Finder): StartTag => {
+const startTag = (xml: string, lt: number, nextLt: Finder, nextAmp: Finder, builder: Builder | undefined): StartTag => {
   const n = xml.length
   const name = nameAt(xml, lt + 1)
   let p = lt + 1 + name.length
@@ -117,6 +133,7 @@ const startTag = (xml: string, lt: number, nextLt: Finder, nextAmp: Finder): Sta
     const end = nameEnd.exec(xml)?.index ?? n
     return { _tag: "Refused", offset: lt, reason: `invalid element name ${JSON.stringify(xml.slice(lt + 1, Math.min(end, lt + 41)))}` }
   }
+  const wanted = builder !== undefined && builder.start(name)
   // Most tags have a few attributes: a list is cheaper then, a set beyond.
   let seen: Array<string> | Set<string> = []
   for (;;) {
@@ -156,6 +173,7 @@ const startTag = (xml: string, lt: number, nextLt: Finder, nextAmp: Finder): Sta
     if (inner !== -1 && inner < close) return { _tag: "Refused", offset: inner, reason: "\"<\" inside an attribute value" }
     const err = checkReferences(xml, p + 1, close, nextAmp)
     if (err !== undefined) return err as StartTag
+    if (wanted) builder.attribute(attr, p + 1, close)
     p = close + 1
   }
 }
@@ -176,8 +194,23 @@ const checkDeclaration = (text: string, first: boolean): string | undefined => {
   return undefined
 }
 
-/** Scans `xml` (see the module header); never throws. */
-export const scan = (xml: string, limits: ScanLimits): ScanResult => {
+// Where a processing instruction ends: the first "?>" outside quotes, as the
+// parser reads it (a quote in an instruction's data runs to the next one).
+const piEnd = (xml: string, from: number): number => {
+  for (let i = from; i < xml.length; i++) {
+    const c = xml.charCodeAt(i)
+    if (c === QUOTE || c === APOS) {
+      i = xml.indexOf(c === QUOTE ? "\"" : "'", i + 1)
+      if (i === -1) return -1
+    } else if (c === QUESTION && xml.charCodeAt(i + 1) === GT) {
+      return i
+    }
+  }
+  return -1
+}
+
+/** Scans `xml` (see the module header), reporting what it reads to `builder` if given; never throws. */
+export const scan = (xml: string, limits: ScanLimits, builder?: Builder): ScanResult => {
   const bad = invalidChar.exec(xml)
   if (bad !== null) {
     return refused(bad.index, `character U+${bad[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")} is not allowed in XML`)
@@ -202,6 +235,7 @@ export const scan = (xml: string, limits: ScanLimits): ScanResult => {
       } else {
         const err = checkReferences(xml, i, textEnd, nextAmp)
         if (err !== undefined) return err
+        if (builder !== undefined) builder.text(i, textEnd, false)
       }
     }
     if (lt === -1) break
@@ -215,6 +249,7 @@ export const scan = (xml: string, limits: ScanLimits): ScanResult => {
         if (depth === 0) return refused(lt, "CDATA outside the root element")
         const end = xml.indexOf("]]>", lt + 9)
         if (end === -1) return refused(lt, "truncated document: a CDATA section is not closed")
+        if (builder !== undefined) builder.text(lt + 9, end, true)
         i = end + 3
       } else {
         const what = /^<!(DOCTYPE|ENTITY|ELEMENT|ATTLIST|NOTATION)/i.exec(xml.slice(lt, lt + 12))?.[1]
@@ -225,7 +260,8 @@ export const scan = (xml: string, limits: ScanLimits): ScanResult => {
       continue
     }
     if (next === QUESTION) {
-      const end = xml.indexOf("?>", lt + 2)
+      if (nameAt(xml, lt + 2).length === 0) return refused(lt, "a processing instruction must start with a name")
+      const end = piEnd(xml, lt + 2)
       if (end === -1) return refused(lt, "truncated document: a processing instruction is not closed")
       if (/^<\?xml(?=[\s?])/i.test(xml.slice(lt, lt + 6))) {
         const problem = checkDeclaration(xml.slice(lt, end + 2), lt === 0)
@@ -241,6 +277,7 @@ export const scan = (xml: string, limits: ScanLimits): ScanResult => {
       const open = stack.pop()
       if (open === undefined) return refused(lt, `closing tag </${closing.slice(0, 40)}> without an opening tag`)
       if (closing !== open) return refused(lt, `closing tag </${closing.slice(0, 40)}> does not match <${open}>`)
+      if (builder !== undefined) builder.end()
       depth--
       if (depth === 0) rootClosed = true
       i = end + 1
@@ -248,13 +285,14 @@ export const scan = (xml: string, limits: ScanLimits): ScanResult => {
     }
     // A start tag: its name, then attributes, each checked for form.
     if (rootClosed && depth === 0) return refused(lt, "more than one root element")
-    const tag = startTag(xml, lt, nextLt, nextAmp)
+    const tag = startTag(xml, lt, nextLt, nextAmp, builder)
     if (tag._tag === "Refused") return tag
     const name = tag.name
     root ??= name
     if (++elements > limits.maxElements) return refused(lt, `more than ${limits.maxElements} elements`)
     const gt = tag.end
     if (tag.selfClosing) {
+      if (builder !== undefined) builder.end()
       if (depth === 0) rootClosed = true
     } else if (++depth > limits.maxDepth) {
       return refused(lt, `elements nested deeper than ${limits.maxDepth} levels`)

@@ -11,6 +11,10 @@ import { textKey } from "./wire.js"
 /** One element's layout: its attributes, child elements and whether it carries text. */
 export interface Shape {
   readonly attributes: ReadonlyArray<string>
+  /** {@link attributes} as a set, for lookups. */
+  readonly attributeSet: ReadonlySet<string>
+  /** The attributes the element cannot go without. */
+  readonly required: ReadonlySet<string>
   readonly children: ReadonlyArray<Child>
   readonly childByName: ReadonlyMap<string, Child>
   readonly text: boolean
@@ -36,6 +40,7 @@ export const compile = (ast: SchemaAST.AST): Shape => {
     throw new TypeError(`an XML element must encode to a struct, not ${literal._tag}`)
   }
   const attributes: Array<string> = []
+  const required = new Set<string>()
   const children: Array<Child> = []
   let text = false
   for (const ps of literal.propertySignatures) {
@@ -49,9 +54,10 @@ export const compile = (ast: SchemaAST.AST): Shape => {
       children.push({ name, many: true, shape: compile(type.rest[0]!.type) })
     } else {
       attributes.push(name)
+      if (!ps.isOptional) required.add(name)
     }
   }
-  return { attributes, children, childByName: new Map(children.map((c) => [c.name, c])), text }
+  return { attributes, attributeSet: new Set(attributes), required, children, childByName: new Map(children.map((c) => [c.name, c])), text }
 }
 
 /** Every attribute name used anywhere below `shape`. */

@@ -53,12 +53,20 @@ export const XmlText = Schema.String.pipe(
 
 const integer = /^[+-]?\d{1,16}$/
 
-const decodeInteger = (s: string): number | typeof invalid => {
+const isSpace = (c: number): boolean => c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d
+
+// Numbers and booleans are read with the white space around them removed, as
+// Go's encoding/xml (and so go-omaha) reads them: `size=" 5 "` is 5.
+const trimSpace = (s: string): string =>
+  s.length > 0 && (isSpace(s.charCodeAt(0)) || isSpace(s.charCodeAt(s.length - 1))) ? s.replace(/^[ \t\n\r]+|[ \t\n\r]+$/g, "") : s
+
+const decodeInteger = (raw: string): number | typeof invalid => {
+  const s = trimSpace(raw)
   const n = integer.test(s) ? Number(s) : Number.NaN
   return Number.isSafeInteger(n) ? n : invalid
 }
 
-/** An integer attribute: decimal digits on the wire, a safe integer in code. */
+/** An integer attribute: decimal digits on the wire (white space around them ignored), a safe integer in code. */
 export const Int = Schema.transformOrFail(Schema.String, Schema.Int, {
   strict: true,
   decode: (s, _, ast) => {
@@ -85,7 +93,10 @@ export const NonNegativeInt = Schema.compose(Int, Schema.NonNegativeInt, { stric
 const truthy = new Set(["true", "True", "TRUE", "t", "T", "1"])
 const falsy = new Set(["false", "False", "FALSE", "f", "F", "0"])
 
-const decodeBoolean = (s: string): boolean | typeof invalid => (truthy.has(s) ? true : falsy.has(s) ? false : invalid)
+const decodeBoolean = (raw: string): boolean | typeof invalid => {
+  const s = trimSpace(raw)
+  return truthy.has(s) ? true : falsy.has(s) ? false : invalid
+}
 
 const lenientBoolean = (written: readonly [string, string]) =>
   Schema.transformOrFail(Schema.String, Schema.Boolean, {
@@ -102,7 +113,7 @@ const lenientBoolean = (written: readonly [string, string]) =>
     encode: (a) => (typeof a === "boolean" ? (a ? written[0] : written[1]) : invalid)
   }))
 
-/** A boolean attribute: read leniently (`true`, `True`, `1`, `0`, ...), written `true` / `false`. */
+/** A boolean attribute: read leniently (`true`, `True`, `1`, `0`, ..., white space around ignored), written `true` / `false`. */
 export const Bool = lenientBoolean(["true", "false"])
 
 /** A boolean attribute that the protocol writes as `1` / `0` (`ismachine`, the `<hw>` flags). */
