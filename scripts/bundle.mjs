@@ -9,6 +9,12 @@ const binDir = Path.join(root, "bin")
 const outDir = Path.join(root, "dist", "bin")
 const entries = Fs.existsSync(binDir) ? Fs.readdirSync(binDir).filter((name) => name.endsWith(".ts")) : []
 
+// Packages a command loads from node_modules at run time instead of from its
+// bundle: PGlite is used as installed, beside its .wasm and .data files.
+const external = {
+  "fleet-server.ts": ["@electric-sql/pglite"]
+}
+
 Fs.mkdirSync(outDir, { recursive: true })
 for (const name of entries) {
   const outfile = Path.join(outDir, name.replace(/\.ts$/, ".js"))
@@ -23,6 +29,7 @@ for (const name of entries) {
     minifySyntax: true,
     legalComments: "none",
     logLevel: "warning",
+    external: external[name] ?? [],
     // Some dependencies call require(); an ESM bundle needs one made for it.
     banner: {
       js: "#!/usr/bin/env node\nimport { createRequire as __createRequire } from \"node:module\";const require = __createRequire(import.meta.url);"

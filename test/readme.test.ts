@@ -50,10 +50,20 @@ describe("README", () => {
         const name = Object.keys(bins).find((bin) => bins[bin] === word)
         if (name === undefined) return
         expect(words[i - 1], line).toBe("node")
-        invocations.add(words[i + 1] === "keygen" ? `${name} keygen` : name)
+        const sub = words[i + 1] === "keygen" || words[i + 1] === "serve"
+          ? [words[i + 1]]
+          : words[i + 1] === "token" ? ["token", words[i + 2]] : []
+        invocations.add([name, ...sub].join(" "))
       })
     }
-    expect([...invocations].sort()).toEqual(["serve-package", "update-repo", "update-repo keygen", "update-self"])
+    expect([...invocations].sort()).toEqual([
+      "fleet-server serve",
+      "fleet-server token create",
+      "serve-package",
+      "update-repo",
+      "update-repo keygen",
+      "update-self"
+    ])
     for (const invocation of invocations) {
       const [name, ...sub] = invocation.split(" ")
       const ran = ChildProcess.spawnSync(process.execPath, [bins[name!]!, ...sub, "--help"], { cwd: root, encoding: "utf8" })
@@ -126,6 +136,31 @@ describe("README", () => {
       const other = yield* Effect.promise(() => send(base, { path: `/packages/${hash}/other.gz` }))
       expect(other.status).toBe(404)
     }).pipe(Effect.scoped))
+
+  it.live("the fleet example serves the API and update checks from a data directory", () =>
+    Effect.gen(function*() {
+      const example = yield* Effect.promise(() => loadExample("fleet"))
+      const dir = tempDir()
+      const fleet = (example["fleet"] as (dir: string, port: number) => Layer.Layer<HttpServer.HttpServer>)(dir, 0)
+      const bound = yield* Effect.scoped(Effect.gen(function*() {
+        const context = yield* Layer.build(fleet)
+        const address = (yield* Effect.provide(HttpServer.HttpServer, context)).address
+        if (address._tag !== "TcpAddress") throw new Error("expected a TCP address")
+        const base = `http://127.0.0.1:${address.port}/`
+        const health = yield* Effect.promise(() => fetch(new URL("health", base)))
+        expect(yield* Effect.promise(() => health.json())).toEqual({ status: "ok" })
+        const apps = yield* Effect.promise(() => fetch(new URL("api/apps", base)))
+        expect(apps.status).toBe(401)
+        const check = yield* Effect.promise(() =>
+          post(base, `<request protocol="3.0"><app appid="{unknown}" version="1.0.0"><updatecheck/></app></request>`)
+        )
+        expect(check.text).toContain(`status="error-unknownApplication"`)
+        return address.port
+      }))
+      expect(bound).toBeGreaterThan(0)
+      expect(Fs.existsSync(Path.join(dir, "pgdata"))).toBe(true)
+      Fs.rmSync(dir, { recursive: true })
+    }), 120_000)
 
   it.live("the client example: go-omaha's client example against a trivial server", () =>
     Effect.gen(function*() {

@@ -105,7 +105,8 @@ const listenErrors: Record<string, string> = {
   EAI_AGAIN: "the name cannot be resolved now (DNS); use an IP address"
 }
 
-const describeServeError = (error: HttpServerError.ServeError): string => {
+/** Why listening failed, in words a user can act on. */
+export const describeServeError = (error: HttpServerError.ServeError): string => {
   const code = (error.cause as { readonly code?: string } | undefined)?.code
   return (code === undefined ? undefined : listenErrors[code]) ?? String((error.cause as Error | undefined)?.message ?? error.cause)
 }

@@ -303,3 +303,47 @@ export class Webhook extends Schema.Class<Webhook>("Webhook")({
 /** What an API token may do: an admin changes things, a viewer only reads. */
 export const Role = Schema.Literal("admin", "viewer")
 export type Role = typeof Role.Type
+
+/** A machine's state for one application as the API lists it: the machine's alias and address beside its app state. */
+export class InstanceItem extends Schema.Class<InstanceItem>("InstanceItem")({
+  machineId: Schema.String,
+  alias: Schema.String,
+  ip: Schema.String,
+  version: Schema.String,
+  status: Status,
+  /** The group's name; absent when the machine's track names no group of the application. */
+  group: Schema.optionalWith(Schema.String, { exact: true }),
+  track: Schema.String,
+  arch: Schema.String,
+  /** Why its last check was held, while it is. */
+  hold: Schema.optionalWith(Schema.String, { exact: true }),
+  errorCode: Schema.optionalWith(Schema.Int, { exact: true }),
+  lastCheck: Schema.Date,
+  lastGrant: Schema.optionalWith(Schema.Date, { exact: true }),
+  grantedVersion: Schema.optionalWith(Schema.String, { exact: true })
+}) {}
+
+/** One machine of an application in full: the list item's fields, the machine's facts, its status history and events (newest first). */
+export class InstanceDetail extends InstanceItem.extend<InstanceDetail>("InstanceDetail")({
+  oem: Schema.String,
+  oemVersion: Schema.String,
+  alephVersion: Schema.String,
+  firstSeen: Schema.Date,
+  history: Schema.Array(StatusChange),
+  events: Schema.Array(InstanceEvent)
+}) {}
+
+/** A page of instances and how many match the filters in all. */
+export class InstancePage extends Schema.Class<InstancePage>("InstancePage")({
+  items: Schema.Array(InstanceItem),
+  total: Schema.NonNegativeInt
+}) {}
+
+/** An API token as the store keeps it: never the token itself, only what it is for. */
+export class ApiToken extends Schema.Class<ApiToken>("ApiToken")({
+  id: Schema.Int,
+  role: Role,
+  name: Schema.String,
+  createdAt: Schema.Date,
+  lastUsed: Schema.optionalWith(Schema.Date, { exact: true })
+}) {}

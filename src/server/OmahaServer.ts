@@ -1,11 +1,12 @@
 /**
  * An Omaha server as a Layer: the update endpoint at `/v1/update` and
- * `/v1/update/`, payloads at `/packages/<name>`, a listen address, one log
+ * `/v1/update/`, payloads at `/packages/<name>`, optionally an `HttpApp`
+ * for every other path (an admin API, say), a listen address, one log
  * line per request, and a graceful stop: on interruption (SIGINT/SIGTERM in
  * a command) it stops accepting connections, lets downloads in progress
  * finish for up to `shutdownGrace`, then closes what is left.
  */
-import { HttpServer, type HttpServerError, HttpServerResponse } from "@effect/platform"
+import { type HttpApp, type HttpRouter, HttpServer, type HttpServerError, HttpServerResponse } from "@effect/platform"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { Duration, Effect, Layer, Runtime } from "effect"
 import * as Http from "node:http"
@@ -24,6 +25,8 @@ export interface Options extends OmahaHandler.Options {
   readonly packages?: PackageFiles.PackageFiles
   /** How long a stop waits for downloads in progress; default 30 seconds. */
   readonly shutdownGrace?: Duration.DurationInput
+  /** What serves the paths that are neither the update endpoint nor payloads; default a plain 404. */
+  readonly app?: HttpApp.Default<unknown, HttpRouter.HttpRouter.DefaultServices>
 }
 
 /** The paths of the update endpoint. */
@@ -122,7 +125,7 @@ export const layer = (
       const endpoint = yield* OmahaHandler.makeEndpoint(options)
       const runtime = yield* Effect.runtime<never>()
       const payloads = options.packages === undefined ? undefined : yield* options.packages.listener
-      const rest = yield* NodeHttpServer.makeHandler(Effect.succeed(notFound))
+      const rest = yield* NodeHttpServer.makeHandler(options.app ?? Effect.succeed(notFound))
       const update = updateListener(endpoint, runtime)
       const listener = (request: Http.IncomingMessage, response: Http.ServerResponse) => {
         const path = pathOf(request.url ?? "/")
