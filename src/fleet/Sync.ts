@@ -13,13 +13,16 @@
  * port asks (the command provides it over the project's Omaha client), and
  * this module decides what the answer means.
  */
-import { Context, Effect, Either, Option, Schema, Stream } from "effect"
+import { HttpClient } from "@effect/platform"
+import { Context, Duration, Effect, Either, Layer, Option, Random, Schema, Stream } from "effect"
 import type { NonEmptyReadonlyArray } from "effect/Array"
 import * as Crypto from "node:crypto"
 import { digestBytes } from "../protocol/Package.js"
 import type * as Response from "../protocol/Response.js"
 import * as Version from "../protocol/Version.js"
 import { ExtraFile, type PostinstallAction } from "./Model.js"
+import { Payloads } from "./Payloads.js"
+import { Store } from "./Store.js"
 
 /** Flatcar Container Linux's application id, synced when no other is named. */
 export const flatcarAppId = "{e96281a6-d1af-4bde-9a0a-97b76e56dc57}"
@@ -237,3 +240,186 @@ export const verified = <E, R>(body: Stream.Stream<Uint8Array, E, R>, step: Step
 /** The machine id the syncer sends for a channel: the same on every replica and restart. */
 export const syncMachineId = (appId: string, channel: SyncChannel): string =>
   Crypto.createHash("sha256").update(`effect-omaha fleet-server sync\0${appId}\0${channel.track}\0${channel.arch}`).digest("hex").slice(0, 32)
+
+// -- mirroring ----------------------------------------------------------------
+
+/** How the sync runs. */
+export interface Options {
+  /** The application whose channels are mirrored; Flatcar's by default. */
+  readonly appId?: string
+  /** The channels mirrored. */
+  readonly channels: ReadonlyArray<SyncChannel>
+  /** Download the payloads into the data directory (else packages point at the upstream's URLs). */
+  readonly hostPayloads?: boolean
+  /** Time between rounds, fuzzed by ±10 %; 1 hour by default. */
+  readonly interval?: Duration.DurationInput
+  /** Time from start to the first round; 5 seconds by default. */
+  readonly firstRound?: Duration.DurationInput
+}
+
+/** A payload could not be downloaded from the upstream. */
+export class DownloadFailed extends Schema.TaggedError<DownloadFailed>()("DownloadFailed", {
+  url: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `downloading ${this.url} failed: ${this.reason}`
+  }
+}
+
+/** A package of ours has the version the upstream offers but other bytes: it is left alone and the channel not moved. */
+export class PackageDiffers extends Schema.TaggedError<PackageDiffers>()("PackageDiffers", {
+  version: Schema.String,
+  arch: Schema.String
+}) {
+  override get message(): string {
+    return `package ${this.version} (${this.arch}) exists here with other bytes than the upstream's; not mirrored`
+  }
+}
+
+/** What one channel's sync did. */
+export interface Synced {
+  readonly channel: SyncChannel
+  /** Versions of packages created. */
+  readonly created: ReadonlyArray<string>
+  /** The version the channel was moved to, if it moved. */
+  readonly moved: string | undefined
+}
+
+// More rounds than any real chain of floors; an upstream that keeps answering floors stops here.
+const maxRounds = 10
+
+/** Mirrors one channel once: asks the upstream, creates what it offers, moves the channel. */
+export const syncChannel = (
+  appId: string,
+  target: SyncChannel,
+  options: { readonly hostPayloads?: boolean | undefined } = {}
+) =>
+  Effect.gen(function*() {
+    const store = yield* Store
+    const payloads = yield* Payloads
+    const upstream = yield* Upstream
+    const http = yield* HttpClient.HttpClient
+    const key = { appId, name: target.channel, arch: target.arch }
+    yield* store.getApplication(appId).pipe(
+      Effect.catchTag("NotFound", () =>
+        store.createApplication({ id: appId, name: appId === flatcarAppId ? "Flatcar Container Linux" : appId }))
+    )
+    const channel = yield* store.getChannel(key).pipe(
+      Effect.catchTag("NotFound", () => store.createChannel({ appId, name: target.channel, arch: target.arch }))
+    )
+    const created: Array<string> = []
+    let current = channel.package ?? noVersion
+
+    // The package for a step: ours when we have it with the same bytes, else made.
+    const ensure = (step: Step) =>
+      Effect.gen(function*() {
+        const existing = yield* store.getPackage(appId, step.version, target.arch).pipe(
+          Effect.map(Option.some),
+          Effect.catchTag("NotFound", () => Effect.succeed(Option.none()))
+        )
+        if (Option.isSome(existing)) {
+          if (existing.value.sha256 !== step.sha256) return yield* new PackageDiffers({ version: step.version, arch: target.arch })
+          return
+        }
+        const facts = {
+          appId,
+          version: step.version,
+          arch: target.arch,
+          name: step.name,
+          action: step.action
+        }
+        if (options.hostPayloads === true) {
+          if (step.size > payloads.maxUploadBytes) {
+            return yield* new DownloadFailed({ url: step.url, reason: `${step.size} bytes is over the ${payloads.maxUploadBytes}-byte upload limit` })
+          }
+          const failed = (reason: string) => new DownloadFailed({ url: step.url, reason })
+          yield* Effect.scoped(Effect.gen(function*() {
+            const response = yield* HttpClient.withScope(http).get(step.url).pipe(Effect.mapError((e) => failed(e.message)))
+            if (response.status !== 200) return yield* failed(`HTTP ${response.status}`)
+            const body = Stream.mapError(response.stream, (e) => failed(e.message))
+            yield* payloads.upload({ ...facts, body: verified(body, step) })
+          }))
+        } else {
+          yield* payloads.register({
+            ...facts,
+            url: step.url,
+            size: step.size,
+            sha1: step.sha1,
+            sha256: step.sha256,
+            extraFiles: step.extraFiles
+          })
+        }
+        created.push(step.version)
+      })
+
+    for (let round = 0; round < maxRounds; round++) {
+      const update = yield* upstream.check({
+        appId,
+        version: current,
+        track: target.track,
+        board: boards[target.arch],
+        machineId: syncMachineId(appId, target)
+      })
+      const offered = yield* releaseOf(update, upstream.url)
+      if (Option.isNone(offered)) break
+      const ahead = Option.match(Version.parseOption(current), {
+        onNone: () => offered.value.steps,
+        onSome: (now) => offered.value.steps.filter((s) => Version.lessThan(now, Version.parseOption(s.version).pipe(Option.getOrThrow)))
+      })
+      if (ahead.length === 0) break
+      for (const step of ahead) yield* ensure(step)
+      for (const step of ahead) {
+        if (!step.isTarget) yield* store.setFloor(key, step.version, step.floorReason ?? "")
+      }
+      const last = ahead[ahead.length - 1]!
+      current = last.version
+      if (offered.value.complete) break
+    }
+    const moved = current !== noVersion && current !== (channel.package ?? noVersion) ? current : undefined
+    if (moved !== undefined) yield* store.updateChannel(key, { package: moved })
+    return { channel: target, created, moved } satisfies Synced
+  }).pipe(Effect.withSpan("Sync.syncChannel"))
+
+const describeSynced = (synced: Synced, upstream: string): string | undefined => {
+  const label = `${synced.channel.channel} (${synced.channel.arch})`
+  if (synced.moved === undefined && synced.created.length === 0) return undefined
+  const created = synced.created.length === 0 ? "" : `created ${synced.created.join(", ")}; `
+  return `sync: channel ${label} from ${upstream}: ${created}${synced.moved === undefined ? "not moved" : `moved to ${synced.moved}`}`
+}
+
+/** One round: every channel in turn; a channel that fails is logged and the others go on. */
+export const syncAll = (options: Options) =>
+  Effect.gen(function*() {
+    const upstream = yield* Upstream
+    const appId = options.appId ?? flatcarAppId
+    const results: Array<Synced> = []
+    for (const channel of options.channels) {
+      const synced = yield* syncChannel(appId, channel, { hostPayloads: options.hostPayloads }).pipe(
+        Effect.tap((synced) => {
+          const line = describeSynced(synced, upstream.url)
+          return line === undefined ? Effect.void : Effect.logInfo(line)
+        }),
+        Effect.catchAll((error) =>
+          Effect.as(Effect.logWarning(`sync: channel ${channel.channel} (${channel.arch}): ${error.message}`), undefined)
+        )
+      )
+      if (synced !== undefined) results.push(synced)
+    }
+    return results
+  })
+
+/** The sync for the scope: a round `firstRound` after start, then one every `interval` ±10 %. */
+export const run = (options: Options) =>
+  Effect.gen(function*() {
+    const interval = Duration.toMillis(Duration.decode(options.interval ?? Duration.hours(1)))
+    yield* Effect.sleep(options.firstRound ?? Duration.seconds(5))
+    for (;;) {
+      yield* syncAll(options)
+      const fuzz = yield* Random.nextRange(0.9, 1.1)
+      yield* Effect.sleep(Duration.millis(Math.round(interval * fuzz)))
+    }
+  })
+
+/** {@link run} as a layer. */
+export const layer = (options: Options) => Layer.scopedDiscard(Effect.forkScoped(run(options)))
