@@ -1,0 +1,102 @@
+/**
+ * fleet-server mirroring a serve-package, both as users run them: the
+ * bundled commands as processes on 127.0.0.1. With `--sync-from` and
+ * `--sync-host-payloads`, the fleet server creates the package, moves the
+ * channel and serves the payload from its own data directory with the
+ * upstream's hashes; `--metrics-open` serves /metrics without a token.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import * as Crypto from "node:crypto"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { request } from "../fleet/http.js"
+import { parse, valueOf } from "../fleet/exposition.js"
+import { run, type Running, start, waitFor } from "./process.js"
+
+const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "fleet-sync-e2e-"))
+const data = Path.join(dir, "data")
+const flatcar = "{e96281a6-d1af-4bde-9a0a-97b76e56dc57}"
+const appPath = `/api/apps/${encodeURIComponent(flatcar)}`
+const sample = Fs.readFileSync("fixtures/sample/update.gz")
+const hex = Crypto.createHash("sha256").update(sample).digest("hex")
+
+let upstream: Running
+let fleet: Running
+let token: string
+let base: string
+
+const stop = async (running: Running | undefined) => {
+  if (running !== undefined && running.child.exitCode === null) {
+    running.child.kill("SIGKILL")
+    await running.exited
+  }
+}
+
+beforeAll(async () => {
+  upstream = start("serve-package", [
+    "--package-file",
+    "fixtures/sample/update.gz",
+    "--package-version",
+    "9999.0.0",
+    "--listen-address",
+    "127.0.0.1:0"
+  ])
+  await waitFor(upstream, () => /^SERVER=\S+$/m.test(upstream.stdout()), 30_000)
+  const upstreamUrl = /^SERVER=(\S+)$/m.exec(upstream.stdout())![1]!
+  const created = await run("fleet-server", ["token", "create", "--role", "viewer", "--data", data])
+  expect(created.status, created.stderr).toBe(0)
+  token = created.stdout.trim()
+  fleet = start("fleet-server", [
+    "serve",
+    "--listen-address",
+    "127.0.0.1:0",
+    "--data",
+    data,
+    "--sync-from",
+    upstreamUrl,
+    "--sync-channel",
+    "stable:amd64",
+    "--sync-host-payloads",
+    "--metrics-open"
+  ])
+  await waitFor(fleet, () => /^SERVER=\S+$/m.test(fleet.stdout()), 60_000)
+  base = new URL("/", /^SERVER=(\S+)$/m.exec(fleet.stdout())![1]!).href
+}, 120_000)
+
+afterAll(async () => {
+  await stop(fleet)
+  await stop(upstream)
+  Fs.rmSync(dir, { recursive: true, force: true })
+})
+
+describe("fleet-server --sync-from a serve-package", () => {
+  it("says what it syncs, then creates the package, moves the channel, and serves the payload itself", async () => {
+    expect(fleet.stderr()).toMatch(/^fleet-server: syncing stable:amd64 from http:\/\/127\.0\.0\.1:\d+\/v1\/update\/ every 3600 s, payloads hosted here$/m)
+    let channel: { package?: string } | undefined
+    for (let i = 0; i < 100 && channel?.package === undefined; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 200))
+      const answer = await request(base, "GET", `${appPath}/channels/stable?arch=amd64`, { token })
+      channel = answer.status === 200 ? answer.json : undefined
+    }
+    expect(channel?.package).toBe("9999.0.0")
+    const [pkg] = (await request(base, "GET", `${appPath}/packages`, { token })).json
+    expect(pkg).toMatchObject({ version: "9999.0.0", arch: "amd64", name: "update.gz", size: sample.length })
+    expect(pkg.url).toBeUndefined()
+    expect(Buffer.from(pkg.sha256, "base64").toString("hex")).toBe(hex)
+    expect(Fs.readFileSync(Path.join(data, "payloads", hex)).equals(sample)).toBe(true)
+    const served = await fetch(new URL(`packages/${hex}/update.gz`, base))
+    expect(served.status).toBe(200)
+    expect(Crypto.createHash("sha256").update(Buffer.from(await served.arrayBuffer())).digest("hex")).toBe(hex)
+    expect(fleet.stderr()).toContain("sync: channel stable (amd64) from http://127.0.0.1:")
+  }, 60_000)
+
+  it("serves /metrics without a token under --metrics-open", async () => {
+    const answer = await request(base, "GET", "/metrics")
+    expect(answer.status).toBe(200)
+    const families = parse(answer.text)
+    expect(families.get("fleet_update_checks_total")?.type).toBe("counter")
+    expect(valueOf(families, "fleet_api_request_duration_seconds_count", { route: "/api/apps/{app}/packages", status: "200" })).toBe(1)
+    expect(valueOf(families, "process_resident_memory_bytes")).toBeGreaterThan(0)
+  })
+})

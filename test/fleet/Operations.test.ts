@@ -1,0 +1,191 @@
+/**
+ * The fleet server's operations end to end on loopback: webhooks told of a
+ * rollout by the rollout engine, /metrics after known traffic, update checks
+ * that a hanging webhook receiver does not hold up, and deleting a machine.
+ */
+import { NodeHttpClient } from "@effect/platform-node"
+import { describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+import * as AppClient from "../../src/client/AppClient.js"
+import * as OmahaClient from "../../src/client/OmahaClient.js"
+import * as Webhooks from "../../src/fleet/Webhooks.js"
+import { EventRequest } from "../../src/protocol/Request.js"
+import { parse, valueOf } from "./exposition.js"
+import { api, appPath, type Fleet, startFleet } from "./operations.js"
+import { eventually, receiver } from "./receiver.js"
+
+const app = "{e96281a6-d1af-4bde-9a0a-97b76e56dc57}"
+const secret = "the receiver's shared secret"
+const sha1 = Buffer.alloc(20, 7).toString("base64")
+const sha256 = Buffer.alloc(32, 9).toString("base64")
+
+// An application, an external package 2.0.0 on channel stable, and a group that lets everyone through.
+const setUp = (fleet: Fleet, policy: Record<string, unknown> = {}) =>
+  Effect.gen(function*() {
+    expect((yield* api(fleet, "POST", "/api/apps", { id: app, name: "Flatcar" })).status).toBe(201)
+    const pkg = { version: "2.0.0", arch: "amd64", name: "update.gz", url: "http://127.0.0.1:9/p/update.gz", size: 100, sha1, sha256 }
+    expect((yield* api(fleet, "POST", `${appPath(app)}/packages`, pkg)).status).toBe(201)
+    expect((yield* api(fleet, "POST", `${appPath(app)}/channels`, { name: "stable", arch: "amd64", package: "2.0.0" })).status).toBe(201)
+    const group = { name: "production", track: "stable", channel: "stable", policy: { safeMode: false, maxUpdatesPerPeriod: 100, ...policy } }
+    expect((yield* api(fleet, "POST", `${appPath(app)}/groups`, group)).status).toBe(201)
+    // The engine reads the configuration within a second of a change.
+    yield* Effect.sleep("1200 millis")
+  })
+
+// A machine speaking through the project's own Omaha client.
+const machine = (fleet: Fleet, id: string) =>
+  Effect.gen(function*() {
+    const omaha = yield* OmahaClient.make({ serverUrl: `${fleet.base}/v1/update/`, userId: id, retry: { tries: 1 } })
+    return yield* AppClient.make({ appId: app, version: "1.0.0", track: "stable", board: "amd64-usr" }).pipe(
+      Effect.provideService(OmahaClient.OmahaClient, omaha)
+    )
+  })
+
+const event = (type: number, result: number, errorCode?: number) =>
+  new EventRequest({ eventType: type, eventResult: result, ...(errorCode === undefined ? {} : { errorCode }) })
+
+// Downloads, installs, reboots into 2.0.0 and says so (3/2 with its next check).
+const update = (client: AppClient.AppClientService) =>
+  Effect.gen(function*() {
+    for (const e of [event(13, 1), event(14, 1), event(3, 1)]) yield* Effect.flatten(client.event(e))
+    yield* client.setVersion("2.0.0")
+    return yield* client.updateCheck()
+  })
+
+const live = <A, E>(effect: Effect.Effect<A, E, import("effect/Scope").Scope | import("@effect/platform").HttpClient.HttpClient>) =>
+  Effect.scoped(effect).pipe(Effect.provide(NodeHttpClient.layer))
+
+describe("fleet-server operations", () => {
+  it.live("a webhook receiver gets the rollout started and finished, signed", () =>
+    live(Effect.gen(function*() {
+      const fleet = yield* startFleet()
+      const hook = yield* receiver()
+      yield* setUp(fleet)
+      const created = yield* api(fleet, "POST", "/api/webhooks", {
+        url: hook.url,
+        secret,
+        kinds: ["rolloutStarted", "rolloutFinished", "instanceFailed"],
+        appId: app
+      })
+      expect(created.status).toBe(201)
+      expect(created.text).not.toContain(secret)
+      // Webhooks are an admin's, reads included.
+      expect((yield* api(fleet, "GET", "/api/webhooks", undefined, fleet.viewer)).status).toBe(403)
+      const listed = yield* api(fleet, "GET", "/api/webhooks")
+      expect(listed.json).toEqual([expect.objectContaining({ id: created.json.id, url: hook.url, appId: app })])
+      expect(listed.text).not.toContain(secret)
+      expect((yield* api(fleet, "POST", "/api/webhooks", { url: hook.url, secret: "short", kinds: ["rolloutStarted"] })).status).toBe(400)
+      expect((yield* api(fleet, "POST", "/api/webhooks", { url: "gopher://x", secret, kinds: ["rolloutStarted"] })).status).toBe(400)
+
+      const m1 = yield* machine(fleet, "m1")
+      const m2 = yield* machine(fleet, "m2")
+      expect((yield* m1.updateCheck())._tag).toBe("UpdateAvailable")
+      expect((yield* m2.updateCheck())._tag).toBe("UpdateAvailable")
+      yield* eventually(() => hook.received.length === 1)
+      expect((yield* update(m1))._tag).toBe("NoUpdate")
+      // m2 is still on 1.0.0: not finished yet.
+      yield* Effect.sleep("300 millis")
+      expect(hook.received).toHaveLength(1)
+      expect((yield* update(m2))._tag).toBe("NoUpdate")
+      yield* eventually(() => hook.received.length === 2)
+
+      const bodies = hook.received.map((r) => JSON.parse(r.body))
+      expect(bodies.map((b) => [b.kind, b.group, b.version, b.appId])).toEqual([
+        ["rolloutStarted", "production", "2.0.0", app],
+        ["rolloutFinished", "production", "2.0.0", app]
+      ])
+      for (const r of hook.received) expect(Webhooks.verify(secret, r.body, r.headers[Webhooks.signatureHeader] as string)).toBe(true)
+      // The activity feed says the same.
+      const activity = yield* api(fleet, "GET", "/api/activity")
+      expect(activity.json.map((a: { kind: string }) => a.kind)).toEqual(expect.arrayContaining(["rolloutStarted", "rolloutFinished"]))
+      // Finished once, however many more machines complete.
+      expect((yield* fleet.sql`SELECT count(*)::int AS n FROM activity WHERE kind = 'rolloutFinished'`)[0]).toEqual({ n: 1 })
+    })), 30_000)
+
+  it.live("/metrics shows the documented counts after known traffic, with a viewer token", () =>
+    live(Effect.gen(function*() {
+      const fleet = yield* startFleet()
+      yield* setUp(fleet, { maxUpdatesPerPeriod: 2 })
+      const clients = yield* Effect.forEach(["m1", "m2", "m3"], (id) => machine(fleet, id))
+      for (const client of clients) yield* client.updateCheck()
+      yield* update(clients[0]!)
+      yield* Effect.flatten(clients[1]!.event(event(3, 0, 7)))
+
+      expect((yield* api(fleet, "GET", "/metrics", undefined, "")).status).toBe(401)
+      const scraped = yield* api(fleet, "GET", "/metrics", undefined, fleet.viewer)
+      expect(scraped.status).toBe(200)
+      expect(scraped.headers["content-type"]).toBe("text/plain; version=0.0.4; charset=utf-8")
+      const f = parse(scraped.text)
+      const g = { app, group: "production" }
+      expect(valueOf(f, "fleet_grants_total", g)).toBe(2)
+      expect(valueOf(f, "fleet_updates_completed_total", g)).toBe(1)
+      expect(valueOf(f, "fleet_updates_failed_total", { ...g, error_code: "7" })).toBe(1)
+      expect(valueOf(f, "fleet_rollouts_started_total", g)).toBe(1)
+      expect(valueOf(f, "fleet_update_checks_total", { app, answer: "update" })).toBe(2)
+      expect(valueOf(f, "fleet_update_checks_total", { app, answer: "hold", reason: "period_limit" })).toBe(1)
+      expect(valueOf(f, "fleet_update_checks_total", { app, answer: "noupdate", reason: "up_to_date" })).toBe(1)
+      const on = { app, group: "production", channel: "stable" }
+      expect(valueOf(f, "fleet_instances", { ...on, version: "2.0.0", status: "complete" })).toBe(1)
+      expect(valueOf(f, "fleet_instances", { ...on, version: "1.0.0", status: "error" })).toBe(1)
+      expect(valueOf(f, "fleet_instances", { ...on, version: "1.0.0", status: "onHold" })).toBe(1)
+      // Four update checks and four events, each its own request.
+      expect(valueOf(f, "fleet_omaha_request_duration_seconds_count", { status: "200" })).toBe(8)
+      expect(valueOf(f, "fleet_api_request_duration_seconds_count", { method: "POST", route: "/api/apps/{app}/groups", status: "201" }))
+        .toBe(1)
+      expect(valueOf(f, "fleet_store_statement_duration_seconds_count", { operation: "select" })).toBeGreaterThan(0)
+
+      const open = yield* startFleet({ metricsOpen: true })
+      expect((yield* api(open, "GET", "/metrics", undefined, "")).status).toBe(200)
+    })), 30_000)
+
+  it.live("update checks are not held up by a webhook receiver that holds every connection open", () =>
+    live(Effect.gen(function*() {
+      // Each machine is granted, then fails: a rollout start and 12 failures to deliver.
+      const run = (fleet: Fleet) =>
+        Effect.gen(function*() {
+          const latencies: Array<number> = []
+          const timed = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+            Effect.flatMap(Effect.sync(() => performance.now()), (start) =>
+              Effect.tap(effect, () => Effect.sync(() => latencies.push(performance.now() - start))))
+          for (let i = 0; i < 12; i++) {
+            const client = yield* machine(fleet, `m${i}`)
+            expect((yield* timed(client.updateCheck()))._tag).toBe("UpdateAvailable")
+            yield* timed(Effect.flatten(client.event(event(3, 0, 9))))
+          }
+          return latencies
+        })
+      const hanging = yield* receiver({ hang: true })
+      const held = yield* startFleet({ operations: { webhooks: { timeout: "10 seconds", concurrency: 2 } } })
+      yield* setUp(held)
+      yield* api(held, "POST", "/api/webhooks", { url: hanging.url, secret, kinds: ["rolloutStarted", "instanceFailed"] })
+      const withHanging = yield* run(held)
+      // The receiver got deliveries and answered none of them.
+      expect(hanging.open()).toBe(2)
+
+      const free = yield* startFleet()
+      yield* setUp(free)
+      const without = yield* run(free)
+      const max = (xs: ReadonlyArray<number>) => Math.max(...xs)
+      const sum = (xs: ReadonlyArray<number>) => xs.reduce((a, b) => a + b, 0)
+      // Waiting on the receiver would cost its 10 s timeout at least once.
+      expect(max(withHanging)).toBeLessThan(2000)
+      expect(sum(withHanging)).toBeLessThan(sum(without) + 5000)
+    })), 60_000)
+
+  it.live("DELETE /api/apps/{app}/instances/{machineId} removes the machine and its history at once", () =>
+    live(Effect.gen(function*() {
+      const fleet = yield* startFleet()
+      yield* setUp(fleet)
+      const client = yield* machine(fleet, "gone")
+      yield* client.updateCheck()
+      yield* Effect.flatten(client.event(event(13, 1)))
+      const count = (table: string) =>
+        Effect.map(fleet.sql.unsafe<{ n: number }>(`SELECT count(*)::int AS n FROM ${table} WHERE instance_id = 'gone'`), (r) => r[0]!.n)
+      expect(yield* count("events")).toBeGreaterThan(0)
+      expect((yield* api(fleet, "DELETE", `${appPath(app)}/instances/gone`, undefined, fleet.viewer)).status).toBe(403)
+      expect((yield* api(fleet, "DELETE", `${appPath(app)}/instances/gone`)).status).toBe(204)
+      for (const table of ["instance_apps", "instance_status_history", "events"]) expect(yield* count(table), table).toBe(0)
+      expect((yield* fleet.sql`SELECT count(*)::int AS n FROM instances WHERE id = 'gone'`)[0]).toEqual({ n: 0 })
+      expect((yield* api(fleet, "DELETE", `${appPath(app)}/instances/gone`)).status).toBe(404)
+    })), 30_000)
+})
