@@ -3,6 +3,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, TestClock } from "effect"
 import { FleetEvent } from "../../src/fleet/FleetEvents.js"
 import * as Metrics from "../../src/fleet/Metrics.js"
+import * as Rollout from "../../src/fleet/Rollout.js"
 import { AppRequest, Request, UpdateRequest } from "../../src/protocol/Request.js"
 import * as Response from "../../src/protocol/Response.js"
 import { NoUpdate, Update, UpdateRefused, type UpdaterService } from "../../src/server/Updater.js"
@@ -46,6 +47,37 @@ describe("labels", () => {
     for (const other of ["/api/whatever", "/api/apps/a/nonsense", "/", "/x/y", "/api/apps/a/groups/g/pause/more"]) {
       expect(Metrics.routeOf(other)).toBe("other")
     }
+  })
+
+  it("name every hold the rollout engine gives, by a reason of its own", () => {
+    const h = Rollout.holdReason
+    const reasons = [
+      h.paused(undefined),
+      h.paused("failure brake: 3 of 4 finished updates failed, over 50 %"),
+      h.updatesDisabled,
+      h.outsideWindows,
+      h.outsideRollout(12.5),
+      h.periodLimit(5, 5, 3600),
+      h.concurrentLimit(2, 2),
+      h.safeModeWaiting,
+      h.safeModeTimedOut(3),
+      h.inProgress,
+      h.waitingForReboot
+    ].map((reason) => Metrics.answerOf(new NoUpdate({ reason })))
+    expect(reasons.map((r) => r.answer)).toEqual(Array(reasons.length).fill("hold"))
+    expect(reasons.map((r) => r.reason)).toEqual([
+      "paused",
+      "paused",
+      "updates_disabled",
+      "outside_windows",
+      "outside_rollout",
+      "period_limit",
+      "concurrent_limit",
+      "safe_mode_waiting",
+      "safe_mode_timed_out",
+      "in_progress",
+      "waiting_for_reboot"
+    ])
   })
 
   it("bound error codes and classify answers", () => {

@@ -74,6 +74,17 @@ describe("fleet-server operations", () => {
       const listed = yield* api(fleet, "GET", "/api/webhooks")
       expect(listed.json).toEqual([expect.objectContaining({ id: created.json.id, url: hook.url, appId: app })])
       expect(listed.text).not.toContain(secret)
+      const id = created.json.id
+      const patched = yield* api(fleet, "PATCH", `/api/webhooks/${id}`, { description: "ops channel" })
+      expect(patched.json).toMatchObject({ id, description: "ops channel", kinds: ["rolloutStarted", "rolloutFinished", "instanceFailed"] })
+      expect((yield* api(fleet, "GET", `/api/webhooks/${id}`)).json.description).toBe("ops channel")
+      expect((yield* api(fleet, "GET", `/api/webhooks/${id + 100}`)).status).toBe(404)
+      expect((yield* api(fleet, "PATCH", `/api/webhooks/${id}`, { appId: "nope" })).status).toBe(422)
+      expect((yield* api(fleet, "PATCH", `/api/webhooks/${id}`, { unknown: 1 })).status).toBe(400)
+      const other = yield* api(fleet, "POST", "/api/webhooks", { url: hook.url, secret, kinds: ["rolloutBraked"] })
+      expect((yield* api(fleet, "DELETE", `/api/webhooks/${other.json.id}`, undefined, fleet.viewer)).status).toBe(403)
+      expect((yield* api(fleet, "DELETE", `/api/webhooks/${other.json.id}`)).status).toBe(204)
+      expect((yield* api(fleet, "GET", "/api/webhooks")).json).toHaveLength(1)
       expect((yield* api(fleet, "POST", "/api/webhooks", { url: hook.url, secret: "short", kinds: ["rolloutStarted"] })).status).toBe(400)
       expect((yield* api(fleet, "POST", "/api/webhooks", { url: "gopher://x", secret, kinds: ["rolloutStarted"] })).status).toBe(400)
 
