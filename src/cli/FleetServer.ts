@@ -444,7 +444,11 @@ FROM NOTHING TO A MACHINE UPDATING
   GROUP=stable
   update_engine_client -update
 
-  Watch it: api "$APP/instances"; the whole API: http://localhost:8000/api/openapi.json
+  Watch it: api "$APP/instances"; the whole API: http://localhost:8000/api/openapi.json;
+  Prometheus metrics at /metrics (a viewer token, or serve --metrics-open).
+
+MIRRORING AN UPSTREAM (Flatcar's public server, another fleet-server, a serve-package)
+  fleet-server serve --sync-from URL --sync-channel stable:amd64 --sync-host-payloads
 
 EXIT STATUS
 ${exitCodes.map(([status, meaning]) => `${String(status).padStart(5)}  ${meaning}`).join("\n")}
