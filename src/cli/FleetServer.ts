@@ -350,7 +350,7 @@ const serveCommand = Command.make("serve", {
   ),
   syncInterval: integerAtLeast("sync-interval", 60).pipe(
     Options.withPseudoName("SECONDS"),
-    Options.withDescription("Seconds between syncs, fuzzed by 10 %; the first runs at start."),
+    Options.withDescription("Seconds between syncs, fuzzed by 10 %; the first runs 5 s after start."),
     withDefault(3600)
   ),
   syncHostPayloads: Options.boolean("sync-host-payloads").pipe(

@@ -3,7 +3,8 @@
  * bundled commands as processes on 127.0.0.1. With `--sync-from` and
  * `--sync-host-payloads`, the fleet server creates the package, moves the
  * channel and serves the payload from its own data directory with the
- * upstream's hashes; `--metrics-open` serves /metrics without a token.
+ * upstream's hashes; `--metrics-open` serves /metrics without a token. The
+ * operations flags in `serve --help`, and their bad values refused.
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import * as Crypto from "node:crypto"
@@ -99,4 +100,47 @@ describe("fleet-server --sync-from a serve-package", () => {
     expect(valueOf(families, "fleet_api_request_duration_seconds_count", { route: "/api/apps/{app}/packages", status: "200" })).toBe(1)
     expect(valueOf(families, "process_resident_memory_bytes")).toBeGreaterThan(0)
   })
+})
+
+describe("fleet-server serve's operations flags", () => {
+  it("--help lists them with their defaults", async () => {
+    const help = await run("fleet-server", ["serve", "--help"])
+    expect(help.status).toBe(0)
+    const text = help.stdout.replace(/\s+/g, " ")
+    const flags: ReadonlyArray<readonly [string, string]> = [
+      ["--metrics-open", "Serve /metrics without a token"],
+      ["--sync-from URL", "Mirror channels of an upstream Omaha server"],
+      ["--sync-channel NAME[:ARCH][=TRACK]", "Default: stable."],
+      ["--sync-app APP_ID", "default: Flatcar's"],
+      ["--sync-interval SECONDS", "the first runs 5 s after start. default: 3600"],
+      ["--sync-host-payloads", "Download mirrored payloads into DIR/payloads"],
+      ["--retain-instances-days DAYS", "(0 keeps them). default: 30"],
+      ["--retain-history-days DAYS", "(0 keeps them). default: 90"]
+    ]
+    for (const [flag, shown] of flags) {
+      expect(text).toContain(flag)
+      expect(text.slice(text.indexOf(flag)), flag).toContain(shown)
+    }
+  })
+
+  it("bad values end with exit 2 and one line, before anything is opened", async () => {
+    const other = Path.join(dir, "never")
+    const cases: ReadonlyArray<readonly [ReadonlyArray<string>, string]> = [
+      [["--sync-interval", "10"], "--sync-interval must be at least 60, not 10; see fleet-server serve --help"],
+      [["--sync-interval", "often"], "--sync-interval: 'often' is not an integer; see fleet-server serve --help"],
+      [["--sync-from", "upstream"], `invalid Omaha server URL "upstream": not an absolute URL`],
+      [["--sync-from", "ftp://example/"], `invalid Omaha server URL "ftp://example/": the scheme must be http or https, not ftp`],
+      [
+        ["--sync-from", "http://127.0.0.1:1/", "--sync-channel", "stable:mips"],
+        `invalid --sync-channel "stable:mips": give NAME, NAME:ARCH or NAME:ARCH=TRACK, ARCH amd64 or arm64`
+      ],
+      [["--retain-instances-days", "-1"], "--retain-instances-days must be at least 0, not -1; see fleet-server serve --help"],
+      [["--retain-history-days", "1.5"], "--retain-history-days: '1.5' is not an integer; see fleet-server serve --help"]
+    ]
+    for (const [args, line] of cases) {
+      const ran = await run("fleet-server", ["serve", "--data", other, "--listen-address", "127.0.0.1:0", ...args], { timeoutMs: 30_000 })
+      expect([ran.status, ran.stderr], args.join(" ")).toEqual([2, `fleet-server: ${line}\n`])
+    }
+    expect(Fs.existsSync(other)).toBe(false)
+  }, 120_000)
 })
