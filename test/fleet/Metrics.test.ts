@@ -1,6 +1,7 @@
 import { SqlClient } from "@effect/sql"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, TestClock } from "effect"
+import * as Fs from "node:fs"
 import { FleetEvent } from "../../src/fleet/FleetEvents.js"
 import * as Metrics from "../../src/fleet/Metrics.js"
 import * as Rollout from "../../src/fleet/Rollout.js"
@@ -242,6 +243,26 @@ describeStores("Metrics", (it) => {
         status: "200"
       })).toBe(1)
       for (const name of Object.values(Metrics.names)) expect(f.get(name)?.type, name).toMatch(/^(counter|gauge|histogram)$/)
+
+      // The README's table of metrics is what a scrape has: every fleet_ family, its type and its labels.
+      const readme = Fs.readFileSync(new URL("../../README.md", import.meta.url), "utf8")
+      const section = readme.slice(readme.indexOf("### Metrics"), readme.indexOf("### Webhooks"))
+      const documented = new Map<string, { type: string; labels: Array<string> }>()
+      for (const row of section.split("\n").filter((line) => line.startsWith("| `fleet_"))) {
+        const [, names = "", type = "", labels = ""] = row.split("|").map((cell) => cell.trim())
+        const quoted = (cell: string) => [...cell.matchAll(/`([a-z_]+)`/g)].map((m) => m[1]!)
+        for (const name of quoted(names)) documented.set(name, { type, labels: quoted(labels) })
+      }
+      const scraped = [...f.values()].filter((family) => family.name.startsWith("fleet_"))
+      expect(scraped.map((family) => family.name).sort()).toEqual([...documented.keys()].sort())
+      for (const family of scraped) {
+        const doc = documented.get(family.name)!
+        expect(family.type, family.name).toBe(doc.type)
+        for (const sample of family.samples) {
+          const labels = Object.keys(sample.labels).filter((label) => label !== "le")
+          expect(labels.sort(), sample.name).toEqual([...doc.labels].sort())
+        }
+      }
     }))
 
   it.effect("time every SQL statement by its operation, through the tracer", () =>
