@@ -4,13 +4,17 @@
  * `--sync-host-payloads`, the fleet server creates the package, moves the
  * channel and serves the payload from its own data directory with the
  * upstream's hashes; `--metrics-open` serves /metrics without a token. The
- * operations flags in `serve --help`, and their bad values refused.
+ * operations flags in `serve --help`, and their bad values refused. The
+ * README's mirroring example, run by bash as written.
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import * as ChildProcess from "node:child_process"
 import * as Crypto from "node:crypto"
 import * as Fs from "node:fs"
+import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
+import { fileURLToPath } from "node:url"
 import { request } from "../fleet/http.js"
 import { parse, valueOf } from "../fleet/exposition.js"
 import { run, type Running, start, waitFor } from "./process.js"
@@ -142,5 +146,51 @@ describe("fleet-server serve's operations flags", () => {
       expect([ran.status, ran.stderr], args.join(" ")).toEqual([2, `fleet-server: ${line}\n`])
     }
     expect(Fs.existsSync(other)).toBe(false)
+  }, 120_000)
+})
+
+const root = fileURLToPath(new URL("../..", import.meta.url))
+
+const freePort = () =>
+  new Promise<number>((resolve) => {
+    const server = Net.createServer()
+    server.listen(0, "127.0.0.1", () => {
+      const port = (server.address() as Net.AddressInfo).port
+      server.close(() => resolve(port))
+    })
+  })
+
+describe("README: mirroring a serve-package", () => {
+  it("runs as written (only the ports, and the clone's paths for a run outside it, changed)", async () => {
+    const readme = Fs.readFileSync(Path.join(root, "README.md"), "utf8")
+    const section = readme.slice(readme.indexOf("### Mirroring an upstream"))
+    const block = [...section.matchAll(/```sh\n([\s\S]*?)```/g)].find((m) => m[1]!.includes("--sync-from"))
+    expect(block, "README: no mirroring example").toBeDefined()
+    const [upstreamPort, mirrorPort] = [await freePort(), await freePort()]
+    const script = block![1]!
+      .replaceAll("8080", String(upstreamPort))
+      .replaceAll("8001", String(mirrorPort))
+      .replaceAll("node dist/bin/", `node ${Path.join(root, "dist/bin")}/`)
+      .replaceAll("fixtures/sample/", `${Path.join(root, "fixtures/sample")}/`)
+    const cwd = Fs.mkdtempSync(Path.join(dir, "readme-"))
+    const ran = await new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+      let stdout = ""
+      let stderr = ""
+      const shell = ChildProcess.spawn("bash", ["-euo", "pipefail", "-c", `${script}\nwait`], { cwd, stdio: ["ignore", "pipe", "pipe"] })
+      const timer = setTimeout(() => shell.kill("SIGKILL"), 90_000)
+      shell.stdout.on("data", (c: Buffer) => (stdout += c.toString()))
+      shell.stderr.on("data", (c: Buffer) => (stderr += c.toString()))
+      shell.on("exit", (status) => {
+        clearTimeout(timer)
+        resolve({ status, stdout, stderr })
+      })
+    })
+    expect(ran.status, ran.stderr).toBe(0)
+    const digests = [...ran.stdout.matchAll(/^([0-9a-f]{64}) {2}(\S+)$/gm)].map((m) => [m[1], Path.basename(m[2]!)])
+    expect(digests).toEqual([[hex, "mirrored.gz"], [hex, "update.gz"]])
+    expect(ran.stderr).toContain(
+      `sync: channel stable (amd64) from http://localhost:${upstreamPort}/v1/update/: created 9999.0.0; moved to 9999.0.0`
+    )
+    expect(Fs.readFileSync(Path.join(cwd, "mirror-data", "payloads", hex)).equals(sample)).toBe(true)
   }, 120_000)
 })
