@@ -73,7 +73,7 @@ describe("README", () => {
   })
 
   it("documents the two set-up commands", () => {
-    expect(readme).toContain("```sh\nnpm ci && npm test\n```")
+    expect(readme).toContain("```sh\nbash .ci/run\n```")
     expect(readme).toContain(
       "```sh\nnpm ci && npm run serve-package -- --package-file fixtures/sample/update.gz --package-version 9999.0.0\n```"
     )

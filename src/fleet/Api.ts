@@ -44,6 +44,7 @@ import {
   ExtraFile,
   FailureBrake,
   Group,
+  GroupStatus,
   InstanceDetail,
   InstancePage,
   MaintenanceWindow,
@@ -52,10 +53,13 @@ import {
   PostinstallAction,
   Role,
   Status,
+  Timeline,
+  TimelineWindow,
   Webhook,
   WebhookKind
 } from "./Model.js"
 import { Payloads, type PayloadStorageFailed, type PayloadTooLarge } from "./Payloads.js"
+import { RolloutStatus } from "./RolloutStatus.js"
 import { Store, type StoreError } from "./Store.js"
 import { type InvalidWebhookUrl, type WebhookAppNotFound, type WebhookNotFound, Webhooks } from "./Webhooks.js"
 
@@ -209,11 +213,20 @@ export const PauseGroup = Schema.NullOr(
 
 const PositiveIntFromString = Schema.NumberFromString.pipe(Schema.int(), Schema.greaterThanOrEqualTo(1))
 
+/** The columns the instance list sorts by. */
+export const InstanceSort = Schema.Literal("machineId", "alias", "group", "version", "status", "lastCheck")
+
 /** The query of the instance list. */
 export const InstanceParams = Schema.Struct({
   group: optional(Schema.String),
   status: optional(Status),
   version: optional(Schema.String),
+  /** Machines whose id, alias or address contains this text (any case). */
+  search: optional(Schema.String.pipe(Schema.maxLength(200))),
+  /** The column to sort by; default `lastCheck` (newest first). */
+  sort: optional(InstanceSort),
+  /** `asc` or `desc`; default `asc`, but `desc` for `lastCheck`. */
+  order: optional(Schema.Literal("asc", "desc")),
   /** ISO 8601: machines whose last check was at or after it. */
   lastCheckAfter: optional(Schema.Date),
   /** ISO 8601: machines whose last check was before it. */
@@ -221,6 +234,9 @@ export const InstanceParams = Schema.Struct({
   page: optional(PositiveIntFromString),
   perPage: optional(PositiveIntFromString.pipe(Schema.lessThanOrEqualTo(1000)))
 }).annotations(strict)
+
+/** The query of a group's timeline: `window` is 1h, 1d (the default), 7d or 30d. */
+export const TimelineParams = Schema.Struct({ window: optional(TimelineWindow) }).annotations(strict)
 
 /** The query of the activity feed. */
 export const ActivityParams = Schema.Struct({
@@ -354,6 +370,12 @@ export class GroupsGroup extends HttpApiGroup.make("groups")
   .add(HttpApiEndpoint.del("deleteGroup")`/apps/${appParam}/groups/${nameParam}`)
   .add(HttpApiEndpoint.post("pauseGroup")`/apps/${appParam}/groups/${nameParam}/pause`.setPayload(PauseGroup).addSuccess(Group))
   .add(HttpApiEndpoint.post("resumeGroup")`/apps/${appParam}/groups/${nameParam}/resume`.addSuccess(Group))
+  .add(HttpApiEndpoint.get("groupStatus")`/apps/${appParam}/groups/${nameParam}/status`.addSuccess(GroupStatus))
+  .add(
+    HttpApiEndpoint.get("groupTimeline")`/apps/${appParam}/groups/${nameParam}/timeline`
+      .setUrlParams(TimelineParams)
+      .addSuccess(Timeline)
+  )
   .middleware(Auth.Authentication)
   .prefix("/api")
 {}
@@ -369,6 +391,7 @@ export class InstancesGroup extends HttpApiGroup.make("instances")
 
 /** The activity feed and API tokens. */
 export class AdminGroup extends HttpApiGroup.make("admin")
+  .add(HttpApiEndpoint.get("session", "/session").addSuccess(ApiToken))
   .add(HttpApiEndpoint.get("listActivity", "/activity").setUrlParams(ActivityParams).addSuccess(Schema.Array(Activity)))
   .add(HttpApiEndpoint.get("listTokens", "/tokens").addSuccess(Schema.Array(ApiToken)))
   .add(HttpApiEndpoint.post("createToken", "/tokens").setPayload(CreateToken).addSuccess(CreatedToken, { status: 201 }))
@@ -555,6 +578,7 @@ const ChannelsLive = HttpApiBuilder.group(FleetApi, "channels", (handlers) =>
 const GroupsLive = HttpApiBuilder.group(FleetApi, "groups", (handlers) =>
   Effect.gen(function*() {
     const store = yield* Store
+    const rollouts = yield* RolloutStatus
     return handlers
       .handle("createGroup", ({ path, payload }) => api(store.createGroup({ ...payload, appId: path.app })))
       .handle("listGroups", ({ path }) => api(store.listGroups(path.app)))
@@ -563,6 +587,8 @@ const GroupsLive = HttpApiBuilder.group(FleetApi, "groups", (handlers) =>
       .handle("deleteGroup", ({ path }) => api(Effect.asVoid(store.deleteGroup(path.app, path.name))))
       .handle("pauseGroup", ({ path, payload }) => api(store.pauseGroup(path.app, path.name, payload?.reason)))
       .handle("resumeGroup", ({ path }) => api(store.resumeGroup(path.app, path.name)))
+      .handle("groupStatus", ({ path }) => api(rollouts.groupStatus(path.app, path.name)))
+      .handle("groupTimeline", ({ path, urlParams }) => api(rollouts.timeline(path.app, path.name, urlParams.window ?? "1d")))
   }))
 
 const InstancesLive = HttpApiBuilder.group(FleetApi, "instances", (handlers) =>
@@ -578,6 +604,7 @@ const AdminLive = HttpApiBuilder.group(FleetApi, "admin", (handlers) =>
   Effect.gen(function*() {
     const store = yield* Store
     return handlers
+      .handle("session", () => Auth.Caller)
       .handle("listActivity", ({ urlParams }) =>
         api(store.listActivity({ appId: urlParams.app, before: urlParams.before, limit: urlParams.limit })))
       .handle("listTokens", () => api(store.listTokens()))

@@ -240,6 +240,7 @@ const createDatabase = (dataDir: string, dir: string) =>
       }
       yield* fs.remove(dir).pipe(Effect.mapError(unusable))
     }
+    yield* Effect.logInfo(`creating the database in ${dir} (a first start takes some seconds)`)
     const staging = `${dir}.new`
     yield* fs.remove(staging, { recursive: true, force: true }).pipe(Effect.mapError(unusable))
     yield* fs.makeDirectory(staging, { mode: 0o700 }).pipe(Effect.mapError(unusable))

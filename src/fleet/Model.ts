@@ -300,6 +300,70 @@ export class Webhook extends Schema.Class<Webhook>("Webhook")({
   updatedAt: Schema.Date
 }) {}
 
+/** How many machines are in each status (every status present, zero or more). */
+export const StatusCounts = Schema.Struct(
+  Object.fromEntries(Status.literals.map((status) => [status, Schema.NonNegativeInt])) as {
+    readonly [K in Status]: typeof Schema.NonNegativeInt
+  }
+)
+export type StatusCounts = typeof StatusCounts.Type
+
+/** The machines of a group on one version, by status. */
+export class VersionCount extends Schema.Class<VersionCount>("VersionCount")({
+  version: Schema.String,
+  count: Schema.NonNegativeInt,
+  statuses: StatusCounts
+}) {}
+
+/** A hold reason and how many of a group's machines it holds now. */
+export class HoldCount extends Schema.Class<HoldCount>("HoldCount")({
+  reason: Schema.String,
+  count: Schema.NonNegativeInt
+}) {}
+
+/** An update_engine error code and how many of a group's failed machines last reported it. */
+export class ErrorCount extends Schema.Class<ErrorCount>("ErrorCount")({
+  code: Schema.Int,
+  count: Schema.NonNegativeInt
+}) {}
+
+/**
+ * A group's rollout as it stands: its machines by status and by version
+ * (newest first), why those on hold are held, and the error codes of those
+ * that failed (most frequent first).
+ */
+export class GroupStatus extends Schema.Class<GroupStatus>("GroupStatus")({
+  appId: Schema.String,
+  group: Schema.String,
+  total: Schema.NonNegativeInt,
+  statuses: StatusCounts,
+  versions: Schema.Array(VersionCount),
+  holds: Schema.Array(HoldCount),
+  errors: Schema.Array(ErrorCount),
+  at: Schema.Date
+}) {}
+
+/** The spans a group's timeline covers. */
+export const TimelineWindow = Schema.Literal("1h", "1d", "7d", "30d")
+export type TimelineWindow = typeof TimelineWindow.Type
+
+/** A group's machines at one time of its timeline, by status and by version. */
+export class TimelinePoint extends Schema.Class<TimelinePoint>("TimelinePoint")({
+  at: Schema.Date,
+  statuses: Schema.Record({ key: Schema.String, value: Schema.NonNegativeInt }),
+  versions: Schema.Record({ key: Schema.String, value: Schema.NonNegativeInt })
+}) {}
+
+/** A group's versions and statuses over a window, at evenly spaced times ending now. */
+export class Timeline extends Schema.Class<Timeline>("Timeline")({
+  appId: Schema.String,
+  group: Schema.String,
+  window: TimelineWindow,
+  /** Seconds between points. */
+  stepSeconds: Schema.Int,
+  points: Schema.Array(TimelinePoint)
+}) {}
+
 /** What an API token may do: an admin changes things, a viewer only reads. */
 export const Role = Schema.Literal("admin", "viewer")
 export type Role = typeof Role.Type

@@ -3,8 +3,9 @@
  * at `/v1/update/` (answered by whatever `Updater` is provided, the fleet's
  * rollout engine in `fleet-server`), hosted payloads at
  * `/packages/<sha256-hex>/<name>`, the admin API at `/api/` with
- * `/health`, and the Prometheus metrics at `/metrics` (a viewer or admin
- * token, unless `metricsOpen`). It keeps no state of its own beyond the database and the
+ * `/health`, the dashboard at `/` (its bundles under `/assets/`), and the
+ * Prometheus metrics at `/metrics` (a viewer or admin token, unless
+ * `metricsOpen`). It keeps no state of its own beyond the database and the
  * payload directory, so replicas sharing both serve alike; a stop lets
  * downloads in progress finish for up to `shutdownGrace`.
  */
@@ -13,7 +14,7 @@ import type { HttpClient } from "@effect/platform"
 import type { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
 import type { Duration } from "effect"
-import { Clock, Effect, Layer } from "effect"
+import { Clock, Effect, Layer, Option } from "effect"
 import type { InvalidBaseUrl } from "../server/OmahaHandler.js"
 import * as OmahaServer from "../server/OmahaServer.js"
 import * as PackageFiles from "../server/PackageFiles.js"
@@ -21,10 +22,12 @@ import { Updater } from "../server/Updater.js"
 import * as Api from "./Api.js"
 import * as ApiError from "./ApiError.js"
 import * as Auth from "./Auth.js"
+import * as Dashboard from "./Dashboard.js"
 import type { Notifications } from "./Database.js"
 import * as FleetEvents from "./FleetEvents.js"
 import * as Metrics from "./Metrics.js"
 import * as Payloads from "./Payloads.js"
+import { RolloutStatus } from "./RolloutStatus.js"
 import { Store } from "./Store.js"
 import * as Webhooks from "./Webhooks.js"
 
@@ -48,6 +51,8 @@ export interface Options {
   readonly maxBodyBytes?: number | undefined
   /** Serve `/metrics` without a token (for a scraper on a trusted network). */
   readonly metricsOpen?: boolean | undefined
+  /** The built dashboard to serve at `/`; default the package's own (`dist/dashboard`). */
+  readonly dashboardDirectory?: string | undefined
 }
 
 // `/metrics`: GET or HEAD, with a token of either role unless open.
@@ -82,27 +87,33 @@ const timed = <E, R>(metrics: Metrics.MetricsService, app: HttpApp.Default<E, R>
 export const layer = (
   options: Options
 ): Layer.Layer<
-  HttpServer.HttpServer | Store | Payloads.Payloads,
+  HttpServer.HttpServer | Store | RolloutStatus | Payloads.Payloads,
   HttpServerError.ServeError | InvalidBaseUrl | Payloads.PayloadStorageFailed,
   Updater | SqlClient.SqlClient | FileSystem.FileSystem | Webhooks.Webhooks | Metrics.Metrics
 > => {
   const server = Layer.unwrapScoped(
     Effect.gen(function*() {
-      const app = yield* Api.makeApp({
+      const api = yield* Api.makeApp({
         ...(options.maxBodyBytes === undefined ? {} : { maxBodyBytes: options.maxBodyBytes })
       })
+      const directory = options.dashboardDirectory ?? (yield* Dashboard.defaultDirectory)
+      const assets = yield* Dashboard.load(directory).pipe(
+        Effect.tapError((e) => Effect.logWarning(`${e.message}; the API serves without it`)),
+        Effect.option
+      )
+      const app = Dashboard.serve(Option.getOrUndefined(assets))(api)
       const payloads = yield* Payloads.Payloads
       const packages = yield* PackageFiles.fromResolver(payloads.resolve)
       const metrics = yield* Metrics.Metrics
       const store = yield* Store
       const scrape = metricsApp(metrics, store, options.metricsOpen === true)
-      const api = timed(metrics, app)
+      const served = timed(metrics, app)
       const updater = metrics.instrumentUpdater(yield* Updater)
       return OmahaServer.layer({
         host: options.host,
         port: options.port,
         app: Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
-          request.url.split("?", 1)[0] === Metrics.path ? scrape : api),
+          request.url.split("?", 1)[0] === Metrics.path ? scrape : served),
         packages,
         observe: metrics.observeOmaha,
         ...(options.publicBaseUrl === undefined ? {} : { publicBaseUrl: options.publicBaseUrl }),
@@ -117,7 +128,7 @@ export const layer = (
   })
   return server.pipe(
     Layer.provideMerge(payloads),
-    Layer.provideMerge(Store.Default)
+    Layer.provideMerge(Layer.merge(Store.Default, RolloutStatus.Default))
   )
 }
 

@@ -197,6 +197,12 @@ export interface InstanceQuery {
   readonly group?: string | undefined
   readonly status?: Status | undefined
   readonly version?: string | undefined
+  /** Only machines whose id, alias or address contains this text, in any case. */
+  readonly search?: string | undefined
+  /** The column to sort by; default `lastCheck`. */
+  readonly sort?: InstanceSort | undefined
+  /** Default ascending, but descending for `lastCheck`. */
+  readonly order?: "asc" | "desc" | undefined
   /** Only machines whose last check was at or after this time. */
   readonly lastCheckAfter?: Date | undefined
   /** Only machines whose last check was before this time. */
@@ -206,6 +212,23 @@ export interface InstanceQuery {
   /** Default 50, at most `maxPerPage`. */
   readonly perPage?: number | undefined
 }
+
+/** The columns the instance list sorts by. */
+export type InstanceSort = "machineId" | "alias" | "group" | "version" | "status" | "lastCheck"
+
+// Each sort column, ties broken by machine id. Versions sort by their
+// numeric parts (3815.10.0 after 3815.2.0): each part left-padded.
+const instanceOrder: Readonly<Record<InstanceSort, string>> = {
+  machineId: "ia.instance_id",
+  alias: "i.alias",
+  group: "ig.name",
+  version: "(SELECT array_agg(lpad(part, 12, '0') ORDER BY n) FROM regexp_split_to_table(ia.version, '[.+-]') WITH ORDINALITY AS p(part, n))",
+  status: "ia.status",
+  lastCheck: "ia.last_check"
+}
+
+// A LIKE pattern matching `text` anywhere, its wildcards taken literally.
+const containing = (text: string) => `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`
 
 /** The largest page of instances. */
 export const maxPerPage = 1000
@@ -1130,13 +1153,20 @@ export const make = Effect.gen(function*() {
     if (query.group !== undefined) where.push(sql`ig.name = ${query.group}`)
     if (query.status !== undefined) where.push(sql`ia.status = ${query.status}`)
     if (query.version !== undefined) where.push(sql`ia.version = ${query.version}`)
+    if (query.search !== undefined && query.search.trim() !== "") {
+      const pattern = containing(query.search.trim())
+      where.push(sql`(ia.instance_id ILIKE ${pattern} OR i.alias ILIKE ${pattern} OR i.ip ILIKE ${pattern})`)
+    }
     if (query.lastCheckAfter !== undefined) where.push(sql`ia.last_check >= ${query.lastCheckAfter}`)
     if (query.lastCheckBefore !== undefined) where.push(sql`ia.last_check < ${query.lastCheckBefore}`)
     const filter = sql.and(where)
+    const sort = query.sort ?? "lastCheck"
+    const order = (query.order ?? (sort === "lastCheck" ? "desc" : "asc")) === "desc" ? "DESC" : "ASC"
+    const orderBy = `${instanceOrder[sort]} ${order} NULLS LAST, ia.instance_id ${order}`
     const [counted, rows] = yield* Effect.all([
       sql<{ readonly n: unknown }>`SELECT count(*) AS n FROM ${sql.literal(instanceFrom)} WHERE ${filter}`,
       sql<InstanceRow>`SELECT ${sql.literal(instanceColumns)} FROM ${sql.literal(instanceFrom)} WHERE ${filter}
-        ORDER BY ia.last_check DESC, ia.instance_id LIMIT ${perPage} OFFSET ${(page - 1) * perPage}`
+        ORDER BY ${sql.literal(orderBy)} LIMIT ${perPage} OFFSET ${(page - 1) * perPage}`
     ])
     return new InstancePage({
       items: rows.map((row) => new InstanceItem(instanceFields(row))),

@@ -27,6 +27,18 @@ describe("ExitCode", () => {
     )
   })
 
+  it("explains codes in words, flags and HTTP statuses included", () => {
+    expect(ExitCode.explain(10)).toBe("the downloaded payload's hash is not the one the server announced")
+    expect(ExitCode.explain(ExitCode.withFlags(44, ["TestOmahaUrl"]))).toBe(
+      "the machine rolled back to its previous version; the machine was using a non-production update server"
+    )
+    expect(ExitCode.explain(ExitCode.ofHttpStatus(503))).toBe("the server answered HTTP 503")
+    expect(ExitCode.explain(77)).toBe("a code update_engine does not define")
+    for (const name of Object.keys(ExitCode.Code) as Array<ExitCode.CodeName>) {
+      expect(ExitCode.meanings[name].length).toBeGreaterThan(10)
+    }
+  })
+
   it("builds the error event for a code, deferrals as result 9", () => {
     expect(ExitCode.errorEvent(10)).toStrictEqual(
       new Request.EventRequest({ eventType: 3, eventResult: 0, errorCode: 10 })

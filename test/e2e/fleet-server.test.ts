@@ -40,6 +40,8 @@ const payload = Crypto.randomBytes(64 * 1024)
 beforeAll(async () => {
   const created = await run("fleet-server", ["token", "create", "--role", "admin", "--name", "e2e", "--data", data])
   expect(created.status, created.stderr).toBe(0)
+  // A first start takes seconds: it says so, on stderr, before it does it.
+  expect(created.stderr).toContain(`creating the database in ${data}/pgdata`)
   token = created.stdout.trim()
   server = start("fleet-server", ["serve", "--listen-address", "127.0.0.1:0", "--data", data, "--max-upload-size", "2M"])
   await waitFor(server, () => /^SERVER=\S+$/m.test(server.stdout()), 60_000)
