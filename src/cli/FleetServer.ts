@@ -87,6 +87,7 @@ export type FleetServerError =
   | UnknownCommand
   | DatabaseFailed
   | Sync.InvalidSyncChannel
+  | Sync.InvalidSyncApp
   | OmahaClient.InvalidServerUrl
 
 /** A statement failed while a command ran (not at start: the database went away, say). */
@@ -107,6 +108,7 @@ export const exitStatus: (error: FleetServerError) => number = Match.type<FleetS
     InvalidSize: () => Exit.Usage,
     UnknownCommand: () => Exit.Usage,
     InvalidSyncChannel: () => Exit.Usage,
+    InvalidSyncApp: () => Exit.Usage,
     InvalidServerUrl: () => Exit.Usage,
     DatabaseUnavailable: () => Exit.Database,
     MigrationFailed: () => Exit.Database,
@@ -124,7 +126,7 @@ export const ending: Ending<FleetServerError> = { name: "fleet-server", exitStat
 const exitCodes: ReadonlyArray<ExitStatusRow> = [
   [Exit.Ok, "stopped by SIGINT/SIGTERM (serve), or done"],
   [Exit.Unexpected, "unexpected error"],
-  [Exit.Usage, "invalid command line (flags, listen address, base URL, database URL, size, sync URL or channel)"],
+  [Exit.Usage, "invalid command line (flags, listen address, base URL, database URL, size, sync URL, channel or app)"],
   [Exit.Database, "the database cannot be reached, refuses the connection, or cannot be migrated"],
   [Exit.CannotListen, "cannot listen on the address (in use, not local, or a privileged port)"],
   [Exit.DataDirectory, "the data directory is in use by another process, or cannot be created or written"]
@@ -216,6 +218,7 @@ export const serve = (settings: ServeSettings) =>
       settings.syncChannels.length === 0 ? ["stable"] : settings.syncChannels,
       Sync.parseSyncChannel
     )
+    const syncApp = yield* Sync.parseSyncApp(settings.syncApp)
 
     const server = Server.layer({
       host: listen.host,
@@ -231,7 +234,7 @@ export const serve = (settings: ServeSettings) =>
       onNone: () => Layer.empty,
       onSome: (url) =>
         Sync.layer({
-          appId: settings.syncApp,
+          appId: syncApp,
           channels: syncChannels,
           hostPayloads: settings.syncHostPayloads,
           interval: `${settings.syncInterval} seconds`

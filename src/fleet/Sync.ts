@@ -237,6 +237,21 @@ export const verified = <E, R>(body: Stream.Stream<Uint8Array, E, R>, step: Step
     return Stream.concat(checked, Stream.execute(end))
   })
 
+/** A `--sync-app` that cannot be an application's id (empty, or over 200 characters). */
+export class InvalidSyncApp extends Schema.TaggedError<InvalidSyncApp>()("InvalidSyncApp", {
+  appId: Schema.String
+}) {
+  override get message(): string {
+    return `invalid --sync-app ${JSON.stringify(this.appId)}: give an application id of 1 to 200 characters without spaces around it`
+  }
+}
+
+/** Checks an application id to mirror as the API checks a new application's. */
+export const parseSyncApp = (appId: string): Effect.Effect<string, InvalidSyncApp> =>
+  appId.length > 0 && appId.length <= 200 && appId.trim() === appId
+    ? Effect.succeed(appId)
+    : Effect.fail(new InvalidSyncApp({ appId }))
+
 /** The machine id the syncer sends for a channel: the same on every replica and restart. */
 export const syncMachineId = (appId: string, channel: SyncChannel): string =>
   Crypto.createHash("sha256").update(`effect-omaha fleet-server sync\0${appId}\0${channel.track}\0${channel.arch}`).digest("hex").slice(0, 32)

@@ -138,6 +138,10 @@ describe("fleet-server serve's operations flags", () => {
         ["--sync-from", "http://127.0.0.1:1/", "--sync-channel", "stable:mips"],
         `invalid --sync-channel "stable:mips": give NAME, NAME:ARCH or NAME:ARCH=TRACK, ARCH amd64 or arm64`
       ],
+      [
+        ["--sync-from", "http://127.0.0.1:1/", "--sync-app", ""],
+        `invalid --sync-app "": give an application id of 1 to 200 characters without spaces around it`
+      ],
       [["--retain-instances-days", "-1"], "--retain-instances-days must be at least 0, not -1; see fleet-server serve --help"],
       [["--retain-history-days", "1.5"], "--retain-history-days: '1.5' is not an integer; see fleet-server serve --help"]
     ]
