@@ -265,7 +265,8 @@ export const serve = (settings: ServeSettings) =>
     const wildcard = listen.host === "0.0.0.0" || listen.host === "::"
     const origin = Option.getOrElse(baseUrl, () => `http://${urlHost(wildcard ? NodeOs.hostname() : listen.host)}:${port}/`)
     yield* Console.error(
-      `fleet-server: listening on ${urlHost(listen.host)}:${port}; API at ${new URL("api/", origin).href}; ` +
+      `fleet-server: listening on ${urlHost(listen.host)}:${port}; dashboard at ${origin}; ` +
+        `API at ${new URL("api/", origin).href}; ` +
         `database ${database}; payloads in ${payloadDirectory} (uploads up to ${formatBytes(maxUploadBytes)}); ` +
         `metrics at ${new URL("metrics", origin).href}${settings.metricsOpen ? " (open)" : " (viewer token)"}`
     )
@@ -447,7 +448,8 @@ FROM NOTHING TO A MACHINE UPDATING
   GROUP=stable
   update_engine_client -update
 
-  Watch it: api "$APP/instances"; the whole API: http://localhost:8000/api/openapi.json;
+  Watch it: the dashboard at http://localhost:8000/ (sign in with the token), or api "$APP/instances";
+  the whole API: http://localhost:8000/api/openapi.json;
   Prometheus metrics at /metrics (a viewer token, or serve --metrics-open).
 
 MIRRORING AN UPSTREAM (Flatcar's public server, another fleet-server, a serve-package)

@@ -20,6 +20,7 @@ import { request } from "../fleet/http.js"
 import { post } from "../server/support.js"
 import { run, type Running, start, waitFor } from "./process.js"
 
+const root = Path.resolve(import.meta.dirname, "..", "..")
 const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "fleet-server-e2e-"))
 const data = Path.join(dir, "data")
 const flatcar = "{e96281a6-d1af-4bde-9a0a-97b76e56dc57}"
@@ -70,7 +71,9 @@ describe("fleet-server", () => {
     expect(endpoint).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/v1\/update\/$/)
     expect(server.stdout()).toContain("# Put these lines in /etc/flatcar/update.conf")
     expect(server.stdout()).toMatch(/^GROUP=stable$/m)
-    expect(server.stderr()).toMatch(/^fleet-server: listening on 127\.0\.0\.1:\d+; API at http:\/\/127\.0\.0\.1:\d+\/api\/; database embedded/m)
+    expect(server.stderr()).toMatch(
+      /^fleet-server: listening on 127\.0\.0\.1:\d+; dashboard at http:\/\/127\.0\.0\.1:\d+\/; API at http:\/\/127\.0\.0\.1:\d+\/api\/; database embedded/m
+    )
     expect(server.stderr()).toContain("uploads up to 2.0 MiB")
   })
 
@@ -91,6 +94,21 @@ describe("fleet-server", () => {
     expect((await request(base, "POST", `${appPath}/groups`, { ...auth, json: { name: "production", track: "stable", channel: "stable" } })).status)
       .toBe(201)
     expect((await request(base, "GET", `${appPath}/groups/production`, auth)).json.track).toBe("stable")
+  })
+
+  it("serves the package's built dashboard at /, its bundles under /assets/, other origins forbidden", async () => {
+    const page = await request(base, "GET", "/")
+    expect(page.status).toBe(200)
+    expect(page.headers["content-type"]).toBe("text/html; charset=utf-8")
+    expect(page.headers["content-security-policy"]).toContain("default-src 'none'")
+    expect(page.headers["content-security-policy"]).toContain("connect-src 'self'")
+    const built = Fs.readFileSync(Path.join(root, "dist", "dashboard", "index.html"), "utf8")
+    expect(page.text).toBe(built)
+    const script = /src="(\/assets\/main-[A-Z0-9]+\.js)"/.exec(page.text)![1]!
+    const bundle = await request(base, "GET", script)
+    expect(bundle.status).toBe(200)
+    expect(bundle.headers["cache-control"]).toBe("public, max-age=31536000, immutable")
+    expect(bundle.text).toBe(Fs.readFileSync(Path.join(root, "dist", "dashboard", script), "utf8"))
   })
 
   it("answers Omaha update checks at the printed SERVER URL: unknown apps refused, a machine of the group offered the payload", async () => {

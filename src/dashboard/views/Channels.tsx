@@ -263,7 +263,12 @@ export const ChannelsView = ({ app }: { app: string }) => {
             </div>
           )
         )}
-        {canEdit ? <NewChannel app={app} packages={pkgs} onCreated={channels.reload} /> : null}
+        {canEdit ? (
+          <>
+            <h3>New channel</h3>
+            <NewChannel app={app} packages={pkgs} onCreated={channels.reload} />
+          </>
+        ) : null}
       </Panel>
       <Panel title="Packages" id="packages">
         <ErrorMessage error={packages.error} onRetry={packages.reload} />

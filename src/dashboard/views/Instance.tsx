@@ -85,7 +85,7 @@ export const InstanceView = ({ app, machineId }: { app: string; machineId: strin
                   <tbody>
                     {i.history.map((h, k) => (
                       <tr key={k}>
-                        <td title={h.at}>{Format.time(h.at)}</td>
+                        <td class="when" title={h.at}>{Format.time(h.at)}</td>
                         <td><StatusBadge status={h.status} /></td>
                         <td class="mono">{h.version}</td>
                         <td>{h.errorCode === undefined ? null : <ErrorCode code={h.errorCode} />}</td>
@@ -111,7 +111,7 @@ export const InstanceView = ({ app, machineId }: { app: string; machineId: strin
                   <tbody>
                     {runsOf(i.events).map(({ count, event: e, since }, k) => (
                       <tr key={k}>
-                        <td title={e.at}>
+                        <td class="when" title={e.at}>
                           {Format.time(e.at)}
                           {count === 1 ? null : <div class="muted small">since {Format.time(since)}</div>}
                         </td>
