@@ -10,16 +10,20 @@
 import { type CliApp, Command, Options } from "@effect/cli"
 import { HttpMiddleware, HttpServer, type HttpServerError } from "@effect/platform"
 import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { Config, Console, Context, Effect, Layer, Match, Option, Redacted, Schema } from "effect"
 import * as NodeOs from "node:os"
 import * as Path from "node:path"
 import * as Auth from "../fleet/Auth.js"
+import * as OmahaClient from "../client/OmahaClient.js"
 import * as Database from "../fleet/Database.js"
 import * as FleetUpdater from "../fleet/FleetUpdater.js"
 import type { Role } from "../fleet/Model.js"
 import * as Payloads from "../fleet/Payloads.js"
+import * as Retention from "../fleet/Retention.js"
 import * as Server from "../fleet/Server.js"
 import { Store } from "../fleet/Store.js"
+import * as Sync from "../fleet/Sync.js"
 import { packageVersion } from "../internal/version.js"
 import * as OmahaHandler from "../server/OmahaHandler.js"
 import * as FleetAdmin from "./FleetAdmin.js"
@@ -28,6 +32,7 @@ import { type ExitStatusRow, exitStatusHelp } from "./internal/exitStatusHelp.js
 import { integerAtLeast, withDefault } from "./internal/flags.js"
 import { formatBytes } from "./internal/format.js"
 import * as LogLines from "./internal/logLines.js"
+import * as Upstream from "./internal/upstream.js"
 import { type Ending, ExitStatus } from "./internal/runCommand.js"
 import { CannotListen, describeServeError, InvalidListenAddress, parseListenAddress } from "./ServePackage.js"
 
@@ -84,6 +89,9 @@ export type FleetServerError =
   | Payloads.PayloadStorageFailed
   | UnknownCommand
   | DatabaseFailed
+  | Sync.InvalidSyncChannel
+  | Sync.InvalidSyncApp
+  | OmahaClient.InvalidServerUrl
   | FleetAdmin.AdminError
 
 /** A statement failed while a command ran (not at start: the database went away, say). */
@@ -103,6 +111,9 @@ export const exitStatus: (error: FleetServerError) => number = Match.type<FleetS
     InvalidBaseUrl: () => Exit.Usage,
     InvalidSize: () => Exit.Usage,
     UnknownCommand: () => Exit.Usage,
+    InvalidSyncChannel: () => Exit.Usage,
+    InvalidSyncApp: () => Exit.Usage,
+    InvalidServerUrl: () => Exit.Usage,
     DatabaseUnavailable: () => Exit.Database,
     MigrationFailed: () => Exit.Database,
     DatabaseFailed: () => Exit.Database,
@@ -120,7 +131,7 @@ export const ending: Ending<FleetServerError> = { name: "fleet-server", exitStat
 const exitCodes: ReadonlyArray<ExitStatusRow> = [
   [Exit.Ok, "stopped by SIGINT/SIGTERM (serve), or done"],
   [Exit.Unexpected, "unexpected error"],
-  [Exit.Usage, "invalid command line (flags, listen address, base URL, database URL, size)"],
+  [Exit.Usage, "invalid command line (flags, listen address, base URL, database URL, size, sync URL, channel or app)"],
   [Exit.Database, "the database cannot be reached, refuses the connection, or cannot be migrated"],
   [Exit.CannotListen, "cannot listen on the address (in use, not local, or a privileged port)"],
   [Exit.DataDirectory, "the data directory is in use by another process, or cannot be created or written"],
@@ -186,6 +197,14 @@ interface ServeSettings extends Storage {
   readonly maxUploadSize: string
   readonly shutdownGrace: number
   readonly logFormat: LogLines.LogFormat
+  readonly metricsOpen: boolean
+  readonly syncFrom: Option.Option<string>
+  readonly syncChannels: ReadonlyArray<string>
+  readonly syncApp: string
+  readonly syncInterval: number
+  readonly syncHostPayloads: boolean
+  readonly retainInstancesDays: number
+  readonly retainHistoryDays: number
 }
 
 /** Opens the database, starts the server, says where it is, and serves until interrupted. */
@@ -198,6 +217,14 @@ export const serve = (settings: ServeSettings) =>
     const maxUploadBytes = yield* parseSize("--max-upload-size", settings.maxUploadSize)
     const database = yield* describeDatabase(settings)
     const payloadDirectory = Path.join(settings.data, "payloads")
+    const syncFrom = Option.isSome(settings.syncFrom)
+      ? Option.some(yield* OmahaClient.parseServerUrl(settings.syncFrom.value))
+      : Option.none<string>()
+    const syncChannels = yield* Effect.forEach(
+      settings.syncChannels.length === 0 ? ["stable"] : settings.syncChannels,
+      Sync.parseSyncChannel
+    )
+    const syncApp = yield* Sync.parseSyncApp(settings.syncApp)
 
     const server = Server.layer({
       host: listen.host,
@@ -206,18 +233,38 @@ export const serve = (settings: ServeSettings) =>
       maxUploadBytes,
       trustedProxies: settings.trustedProxies,
       shutdownGrace: settings.shutdownGrace * 1000,
+      metricsOpen: settings.metricsOpen,
       ...(Option.isSome(baseUrl) ? { publicBaseUrl: baseUrl.value } : {})
-    }).pipe(
+    })
+    const sync = Option.match(syncFrom, {
+      onNone: () => Layer.empty,
+      onSome: (url) =>
+        Sync.layer({
+          appId: syncApp,
+          channels: syncChannels,
+          hostPayloads: settings.syncHostPayloads,
+          interval: `${settings.syncInterval} seconds`
+        }).pipe(Layer.provide(Upstream.layer({ url })))
+    })
+    const retention = Retention.layer({
+      instanceDays: settings.retainInstancesDays,
+      historyDays: settings.retainHistoryDays
+    })
+    const all = Layer.mergeAll(sync, retention).pipe(
+      Layer.provideMerge(server),
       Layer.provide(FleetUpdater.layer()),
+      Layer.provideMerge(Server.layerOperations()),
+      Layer.provide(NodeHttpClient.layer),
       Layer.provideMerge(databaseLayer(settings)),
       // Nothing exports traces from this command, so request spans would only cost time.
       HttpMiddleware.withTracerDisabledWhen(() => true)
     )
-    const context = yield* Layer.build(server).pipe(
-      Effect.catchTag("ServeError", (e: HttpServerError.ServeError) =>
-        Effect.fail(new CannotListen({ address: settings.listenAddress, reason: describeServeError(e) }))),
-      // The rollout engine reads the configuration before the server starts.
-      Effect.catchTag("SqlError", (e) => Effect.fail(databaseFailed(e)))
+    const context = yield* Layer.build(all).pipe(
+      Effect.catchTags({
+        ServeError: (e: HttpServerError.ServeError) =>
+          Effect.fail(new CannotListen({ address: settings.listenAddress, reason: describeServeError(e) })),
+        SqlError: (e) => Effect.fail(databaseFailed(e))
+      })
     )
     const address = Context.get(context, HttpServer.HttpServer).address
     const port = address._tag === "TcpAddress" ? address.port : listen.port
@@ -226,8 +273,15 @@ export const serve = (settings: ServeSettings) =>
     yield* Console.error(
       `fleet-server: listening on ${urlHost(listen.host)}:${port}; dashboard at ${origin}; ` +
         `API at ${new URL("api/", origin).href}; ` +
-        `database ${database}; payloads in ${payloadDirectory} (uploads up to ${formatBytes(maxUploadBytes)})`
+        `database ${database}; payloads in ${payloadDirectory} (uploads up to ${formatBytes(maxUploadBytes)}); ` +
+        `metrics at ${new URL("metrics", origin).href}${settings.metricsOpen ? " (open)" : " (viewer token)"}`
     )
+    if (Option.isSome(syncFrom)) {
+      yield* Console.error(
+        `fleet-server: syncing ${syncChannels.map((c) => `${c.channel}:${c.arch}`).join(", ")} from ${syncFrom.value} ` +
+          `every ${settings.syncInterval} s${settings.syncHostPayloads ? ", payloads hosted here" : ""}`
+      )
+    }
     const tokens = yield* Context.get(context, Store).listTokens().pipe(Effect.mapError(databaseFailed))
     if (tokens.length === 0) {
       yield* Console.error(
@@ -279,6 +333,50 @@ const serveCommand = Command.make("serve", {
   logFormat: Options.choice("log-format", ["logfmt", "json"]).pipe(
     Options.withDescription("Format of the log on stderr."),
     withDefault("logfmt" as const)
+  ),
+  metricsOpen: Options.boolean("metrics-open").pipe(
+    Options.withDescription("Serve /metrics without a token (by default a viewer or admin token is needed).")
+  ),
+  syncFrom: Options.text("sync-from").pipe(
+    Options.withPseudoName("URL"),
+    Options.optional,
+    Options.withDescription(
+      "Mirror channels of an upstream Omaha server (Flatcar's public one, another fleet-server, a serve-package): " +
+        "new packages with their floors, and the channel moved."
+    )
+  ),
+  syncChannels: Options.text("sync-channel").pipe(
+    Options.withPseudoName("NAME[:ARCH][=TRACK]"),
+    Options.repeated,
+    Options.withDescription(
+      "A channel to mirror (ARCH amd64 or arm64, default amd64), following the upstream track TRACK (default NAME); " +
+        "repeat for several. Default: stable."
+    )
+  ),
+  syncApp: Options.text("sync-app").pipe(
+    Options.withPseudoName("APP_ID"),
+    Options.withDescription("The application whose channels are mirrored (created when missing)."),
+    withDefault(Sync.flatcarAppId, "Flatcar's")
+  ),
+  syncInterval: integerAtLeast("sync-interval", 60).pipe(
+    Options.withPseudoName("SECONDS"),
+    Options.withDescription("Seconds between syncs, fuzzed by 10 %; the first runs 5 s after start."),
+    withDefault(3600)
+  ),
+  syncHostPayloads: Options.boolean("sync-host-payloads").pipe(
+    Options.withDescription(
+      "Download mirrored payloads into DIR/payloads (verified against the upstream's size and hashes), so machines fetch them here."
+    )
+  ),
+  retainInstancesDays: integerAtLeast("retain-instances-days", 0).pipe(
+    Options.withPseudoName("DAYS"),
+    Options.withDescription("Forget machines not seen for this many days (0 keeps them)."),
+    withDefault(Retention.defaultInstanceDays)
+  ),
+  retainHistoryDays: integerAtLeast("retain-history-days", 0).pipe(
+    Options.withPseudoName("DAYS"),
+    Options.withDescription("Remove status history, events and activity older than this many days (0 keeps them)."),
+    withDefault(Retention.defaultHistoryDays)
   )
 }, serve).pipe(Command.withDescription(
   "Serve Omaha update checks at /v1/update/, hosted payloads at /packages/, and the admin API at /api/ " +
@@ -367,7 +465,11 @@ FROM NOTHING TO A MACHINE UPDATING
   update_engine_client -update
 
   Watch it: the dashboard at http://localhost:8000/ (sign in with the token), or api "$APP/instances";
-  the whole API: http://localhost:8000/api/openapi.json
+  the whole API: http://localhost:8000/api/openapi.json;
+  Prometheus metrics at /metrics (a viewer token, or serve --metrics-open).
+
+MIRRORING AN UPSTREAM (Flatcar's public server, another fleet-server, a serve-package)
+  fleet-server serve --sync-from URL --sync-channel stable:amd64 --sync-host-payloads
 
 EXIT STATUS
 ${exitCodes.map(([status, meaning]) => `${String(status).padStart(5)}  ${meaning}`).join("\n")}

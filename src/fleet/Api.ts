@@ -25,6 +25,7 @@ import {
   OpenApi
 } from "@effect/platform"
 import { HttpApiDecodeError } from "@effect/platform/HttpApiError"
+import type { SqlError } from "@effect/sql/SqlError"
 import { Cause, Effect, Layer, Option, Schema } from "effect"
 import { Readable } from "node:stream"
 import { packageVersion } from "../internal/version.js"
@@ -53,11 +54,14 @@ import {
   Role,
   Status,
   Timeline,
-  TimelineWindow
+  TimelineWindow,
+  Webhook,
+  WebhookKind
 } from "./Model.js"
 import { Payloads, type PayloadStorageFailed, type PayloadTooLarge } from "./Payloads.js"
 import { RolloutStatus } from "./RolloutStatus.js"
 import { Store, type StoreError } from "./Store.js"
+import { type InvalidWebhookUrl, type WebhookAppNotFound, type WebhookNotFound, Webhooks } from "./Webhooks.js"
 
 // -- schemas ------------------------------------------------------------------
 
@@ -247,6 +251,31 @@ export const CreateToken = Schema.Struct({
   name: optional(Schema.String.pipe(Schema.maxLength(200)))
 }).annotations({ identifier: "CreateToken", ...strict })
 
+const WebhookUrl = Schema.String.pipe(Schema.maxLength(2000))
+const WebhookSecret = Schema.String.pipe(
+  Schema.minLength(16, { message: () => "a webhook secret is at least 16 characters" }),
+  Schema.maxLength(1000)
+)
+const WebhookKinds = Schema.Array(WebhookKind).pipe(Schema.minItems(1))
+
+/** The body of `POST /api/webhooks`; the secret is never shown again. */
+export const CreateWebhook = Schema.Struct({
+  url: WebhookUrl,
+  secret: WebhookSecret,
+  kinds: WebhookKinds,
+  appId: optional(Schema.String),
+  description: optional(Schema.String.pipe(Schema.maxLength(2000)))
+}).annotations({ identifier: "CreateWebhook", ...strict })
+
+/** The body of `PATCH /api/webhooks/{id}`: what is left out keeps its value; `appId: null` hears every application. */
+export const UpdateWebhook = Schema.Struct({
+  url: optional(WebhookUrl),
+  secret: optional(WebhookSecret),
+  kinds: optional(WebhookKinds),
+  appId: optional(Schema.NullOr(Schema.String)),
+  description: optional(Schema.String.pipe(Schema.maxLength(2000)))
+}).annotations({ identifier: "UpdateWebhook", ...strict })
+
 /** A new token: the token itself, shown this once, and what is stored about it. */
 export class CreatedToken extends Schema.Class<CreatedToken>("CreatedToken")({
   token: Schema.String,
@@ -371,6 +400,18 @@ export class AdminGroup extends HttpApiGroup.make("admin")
   .prefix("/api")
 {}
 
+/** Webhooks: admin tokens only, reads included (their URLs may carry credentials); the secret is write-only. */
+export class WebhooksGroup extends HttpApiGroup.make("webhooks")
+  .add(HttpApiEndpoint.get("listWebhooks", "/webhooks").addSuccess(Schema.Array(Webhook)))
+  .add(HttpApiEndpoint.post("createWebhook", "/webhooks").setPayload(CreateWebhook).addSuccess(Webhook, { status: 201 }))
+  .add(HttpApiEndpoint.get("getWebhook")`/webhooks/${tokenParam}`.addSuccess(Webhook))
+  .add(HttpApiEndpoint.patch("updateWebhook")`/webhooks/${tokenParam}`.setPayload(UpdateWebhook).addSuccess(Webhook))
+  .add(HttpApiEndpoint.del("deleteWebhook")`/webhooks/${tokenParam}`)
+  .addError(ApiError.Forbidden)
+  .middleware(Auth.Authentication)
+  .prefix("/api")
+{}
+
 /** `/health`, without a token: 200 while the database answers, else 503. */
 export class HealthGroup extends HttpApiGroup.make("health")
   .add(HttpApiEndpoint.get("health", "/health").addSuccess(Health).addError(ApiError.Unavailable))
@@ -384,6 +425,7 @@ export class FleetApi extends HttpApi.make("fleet")
   .add(GroupsGroup)
   .add(InstancesGroup)
   .add(AdminGroup)
+  .add(WebhooksGroup)
   .add(HealthGroup)
   .addError(ApiError.InvalidRequest)
   .addError(ApiError.NotFound)
@@ -574,6 +616,40 @@ const AdminLive = HttpApiBuilder.group(FleetApi, "admin", (handlers) =>
       .handle("deleteToken", ({ path }) => api(Effect.asVoid(store.deleteToken(path.id))))
   }))
 
+// The webhook service's failures as the API answers them.
+const fromWebhooks = <A, R>(
+  effect: Effect.Effect<
+    A,
+    InvalidWebhookUrl | WebhookNotFound | WebhookAppNotFound | SqlError,
+    R
+  >
+) =>
+  Effect.gen(function*() {
+    const caller = yield* Auth.Caller
+    if (caller.role !== "admin") {
+      return yield* Effect.fail(new ApiError.Forbidden({ message: "webhooks need an admin token, to read them too" }))
+    }
+    return yield* effect.pipe(
+      Effect.catchTags({
+        InvalidWebhookUrl: (e) => Effect.fail(new ApiError.InvalidRequest({ message: e.message })),
+        WebhookAppNotFound: (e) => Effect.fail(new ApiError.MissingReference({ message: e.message })),
+        WebhookNotFound: (e) => Effect.fail(new ApiError.NotFound({ message: e.message })),
+        SqlError: (e) => fromStore(e)
+      })
+    )
+  })
+
+const WebhooksLive = HttpApiBuilder.group(FleetApi, "webhooks", (handlers) =>
+  Effect.gen(function*() {
+    const webhooks = yield* Webhooks
+    return handlers
+      .handle("listWebhooks", () => fromWebhooks(webhooks.list))
+      .handle("createWebhook", ({ payload }) => fromWebhooks(webhooks.create(payload)))
+      .handle("getWebhook", ({ path }) => fromWebhooks(webhooks.get(path.id)))
+      .handle("updateWebhook", ({ path, payload }) => fromWebhooks(webhooks.update(path.id, payload)))
+      .handle("deleteWebhook", ({ path }) => fromWebhooks(Effect.asVoid(webhooks.remove(path.id))))
+  }))
+
 const HealthLive = HttpApiBuilder.group(FleetApi, "health", (handlers) =>
   Effect.gen(function*() {
     const store = yield* Store
@@ -740,7 +816,7 @@ const OpenApiLive = HttpApiBuilder.Router.use((router) =>
  */
 export const layer = (options: Options = {}) =>
   HttpApiBuilder.api(FleetApi).pipe(
-    Layer.provide([AppsLive, PackagesLive, ChannelsLive, GroupsLive, InstancesLive, AdminLive, HealthLive]),
+    Layer.provide([AppsLive, PackagesLive, ChannelsLive, GroupsLive, InstancesLive, AdminLive, WebhooksLive, HealthLive]),
     Layer.provide(Auth.layer),
     Layer.merge(OpenApiLive),
     Layer.merge(HttpApiBuilder.middleware(guard(options)))

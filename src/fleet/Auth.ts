@@ -45,6 +45,36 @@ export const createToken = Effect.fn("Auth.createToken")(function*(input: { read
   return { token, stored }
 })
 
+/**
+ * The token of an `Authorization` header, checked against the store (any
+ * role): the middleware's check, and `/metrics`'.
+ */
+export const authenticate = (
+  store: Store,
+  header: string | undefined
+): Effect.Effect<ApiToken, Unauthorized | Internal> =>
+  Effect.gen(function*() {
+    if (header === undefined || header === "") {
+      return yield* Effect.fail(new Unauthorized({ message: "missing token: send Authorization: Bearer <token>" }))
+    }
+    const token = headerPattern.exec(header)?.[1]
+    if (token === undefined || !tokenPattern.test(token)) {
+      return yield* Effect.fail(
+        new Unauthorized({ message: "malformed Authorization header: send Authorization: Bearer <token>" })
+      )
+    }
+    const found = yield* store.useToken(hashToken(token)).pipe(
+      Effect.catchAll((e) =>
+        Effect.zipRight(
+          Effect.logError("token lookup failed", e),
+          Effect.fail(new Internal({ message: "could not check the token" }))
+        )
+      )
+    )
+    if (Option.isNone(found)) return yield* Effect.fail(new Unauthorized({ message: "unknown token" }))
+    return found.value
+  })
+
 /** The middleware's implementation over the store. */
 export const layer: Layer.Layer<Authentication, never, Store> = Layer.effect(
   Authentication,
@@ -54,31 +84,13 @@ export const layer: Layer.Layer<Authentication, never, Store> = Layer.effect(
       bearer: () =>
         Effect.gen(function*() {
           const request = yield* HttpServerRequest.HttpServerRequest
-          const header = request.headers["authorization"]
-          if (header === undefined || header === "") {
-            return yield* Effect.fail(new Unauthorized({ message: "missing token: send Authorization: Bearer <token>" }))
-          }
-          const token = headerPattern.exec(header)?.[1]
-          if (token === undefined || !tokenPattern.test(token)) {
+          const found = yield* authenticate(store, request.headers["authorization"])
+          if (!allows(found.role, request.method)) {
             return yield* Effect.fail(
-              new Unauthorized({ message: "malformed Authorization header: send Authorization: Bearer <token>" })
+              new Forbidden({ message: `a ${found.role} token may only read: ${request.method} needs an admin token` })
             )
           }
-          const found = yield* store.useToken(hashToken(token)).pipe(
-            Effect.catchAll((e) =>
-              Effect.zipRight(
-                Effect.logError("token lookup failed", e),
-                Effect.fail(new Internal({ message: "could not check the token" }))
-              )
-            )
-          )
-          if (Option.isNone(found)) return yield* Effect.fail(new Unauthorized({ message: "unknown token" }))
-          if (!allows(found.value.role, request.method)) {
-            return yield* Effect.fail(
-              new Forbidden({ message: `a ${found.value.role} token may only read: ${request.method} needs an admin token` })
-            )
-          }
-          return found.value
+          return found
         })
     }
   })

@@ -25,11 +25,12 @@
  */
 import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
-import { Clock, Duration, Effect, Layer, Queue, type Scope, Stream } from "effect"
+import { Clock, Duration, Effect, Layer, Option, Queue, type Scope, Stream } from "effect"
 import type { AppRequest, EventRequest, Request } from "../protocol/Request.js"
 import * as Response from "../protocol/Response.js"
 import { AppRefused, type Client, NoUpdate, Update, Updater, type UpdaterService } from "../server/Updater.js"
 import { configChannel, Notifications } from "./Database.js"
+import { FleetEvent, FleetEvents, make as tellingNobody } from "./FleetEvents.js"
 import { loadConfig } from "./internal/configRows.js"
 import type { Package } from "./Model.js"
 import * as Rollout from "./Rollout.js"
@@ -131,6 +132,8 @@ export const make = (
   options: Options = {}
 ): Effect.Effect<UpdaterService, SqlError, SqlClient.SqlClient | Notifications | Tracking.Tracking | Scope.Scope> =>
   Effect.gen(function*() {
+    // Grants, completions, failures and rollouts are told to `FleetEvents` when it is provided.
+    const events = Option.getOrElse(yield* Effect.serviceOption(FleetEvents), () => tellingNobody([]))
     const sql = yield* SqlClient.SqlClient
     const tracking = yield* Tracking.Tracking
     const notifications = yield* Notifications
@@ -232,6 +235,15 @@ export const make = (
         )
       )
       if (outcome?.braked !== undefined) yield* Effect.logWarning(`group ${group?.name}: ${outcome.braked}; rollout paused`)
+      if (outcome?.transition?.outcome !== undefined && outcome.version !== undefined) {
+        const told = { appId: app.appId, group: group?.name ?? "", version: outcome.version, at: now }
+        const { transition } = outcome
+        yield* transition.outcome === "complete"
+          ? events.publish(FleetEvent.Completed({ ...told, machineId }))
+          : events.publish(FleetEvent.Failed({ ...told, machineId, errorCode: transition.errorCode, rollback: transition.rollback }))
+        if (outcome.braked !== undefined) yield* events.publish(FleetEvent.RolloutBraked({ ...told, reason: outcome.braked }))
+        if (outcome.rolloutFinished) yield* events.publish(FleetEvent.RolloutFinished(told))
+      }
     })
 
     const checkUpdate = Effect.fnUntraced(function*(request: Request, app: AppRequest, client: Client) {
@@ -282,6 +294,11 @@ export const make = (
       switch (outcome.right._tag) {
         case "Granted": {
           yield* Effect.logInfo(`group ${group.name}: granted ${outcome.right.version} to ${machineId}`)
+          const told = { appId: app.appId, group: group.name, at: now }
+          if (outcome.right.rolloutStarted) {
+            yield* events.publish(FleetEvent.RolloutStarted({ ...told, version: target.target.version }))
+          }
+          yield* events.publish(FleetEvent.Granted({ ...told, machineId, version: outcome.right.version }))
           return updateOf(target, multi)
         }
         case "Again": {

@@ -284,6 +284,22 @@ export class Activity extends Schema.Class<Activity>("Activity")({
   at: Schema.Date
 }) {}
 
+/** What a webhook is told of: rollouts started, finished and paused by the failure brake, and failed machines. */
+export const WebhookKind = Schema.Literal("rolloutStarted", "rolloutFinished", "rolloutBraked", "instanceFailed")
+export type WebhookKind = typeof WebhookKind.Type
+
+/** A webhook as the API shows it: never its secret. */
+export class Webhook extends Schema.Class<Webhook>("Webhook")({
+  id: Schema.Int,
+  url: Schema.String,
+  kinds: Schema.Array(WebhookKind),
+  /** Only this application's events, when set. */
+  appId: Schema.optionalWith(Schema.String, { exact: true }),
+  description: Schema.String,
+  createdAt: Schema.Date,
+  updatedAt: Schema.Date
+}) {}
+
 /** How many machines are in each status (every status present, zero or more). */
 export const StatusCounts = Schema.Struct(
   Object.fromEntries(Status.literals.map((status) => [status, Schema.NonNegativeInt])) as {

@@ -72,7 +72,13 @@ export interface GrantRequest {
 /** The outcome of a grant transaction. */
 export type GrantOutcome =
   /** The update is granted and stored. */
-  | { readonly _tag: "Granted"; readonly grantId: number; readonly version: string }
+  | {
+    readonly _tag: "Granted"
+    readonly grantId: number
+    readonly version: string
+    /** The group's first grant of this rollout: its start is recorded in the activity feed. */
+    readonly rolloutStarted: boolean
+  }
   /** Granted before and not yet installed: answer the same package again. */
   | { readonly _tag: "Again"; readonly grantedVersion: string }
   /**
@@ -96,6 +102,14 @@ export interface EventOutcome {
   readonly transition: Rollout.Transition | undefined
   /** Why the failure brake paused the group, if this event tripped it. */
   readonly braked: string | undefined
+  /** The version the machine's update was to, when the event moved it. */
+  readonly version: string | undefined
+  /**
+   * Whether this completion finished the rollout: it was to the channel's
+   * target, and every machine of the group that checked in since the
+   * rollout started is on it (recorded once in the activity feed).
+   */
+  readonly rolloutFinished: boolean
 }
 
 /** The instance writes of the update path (see the module header). */
@@ -308,7 +322,7 @@ export const make = (options: Options = {}): Effect.Effect<TrackingService, neve
             at
           ]
         )
-        if (transition === undefined) return { transition, braked: undefined }
+        if (transition === undefined) return { transition, braked: undefined, version: undefined, rolloutFinished: false }
         const historyVersion = state.granted_version ?? transition.version
         yield* sql.unsafe(
           `WITH a AS (
@@ -348,11 +362,31 @@ export const make = (options: Options = {}): Effect.Effect<TrackingService, neve
             ]
           )
         }
-        if (transition.outcome === undefined || locked === undefined) return { transition, braked: undefined }
+        const done = { transition, braked: undefined, version: historyVersion, rolloutFinished: false }
+        if (transition.outcome === undefined || locked === undefined) return done
         const group = groupFromRow(locked)
-        if (Either.isLeft(group) || group.right.paused || group.right.policy.failureBrake === undefined) {
-          return { transition, braked: undefined }
+        if (transition.outcome === "complete") {
+          // Under the group's lock: one replica records the end, once.
+          const target = report.rolloutVersions[0]
+          if (target !== historyVersion || Either.isLeft(group)) return done
+          const [finished] = yield* sql.unsafe<any>(
+            `WITH s AS (SELECT max(created_at) AS t FROM activity WHERE group_id = $1::uuid AND kind = 'rolloutStarted' AND version = $3),
+             f AS (
+               INSERT INTO activity (app_id, group_id, kind, severity, version, message, created_at)
+               SELECT $2, $1::uuid, 'rolloutFinished', 'info', $3, $4, $5 FROM s
+               WHERE s.t IS NOT NULL
+                 AND NOT EXISTS (SELECT 1 FROM instance_apps WHERE app_id = $2 AND group_id = $1::uuid AND version <> $3
+                   AND last_check >= s.t)
+                 AND NOT EXISTS (SELECT 1 FROM activity WHERE group_id = $1::uuid AND kind = 'rolloutFinished' AND version = $3
+                   AND created_at >= s.t)
+               RETURNING 1
+             )
+             SELECT count(*)::int AS n FROM f`,
+            [group.right.id, group.right.appId, target, `${group.right.name}: rollout of ${target} finished`, at]
+          )
+          return { ...done, rolloutFinished: Number(finished.n) > 0 }
         }
+        if (Either.isLeft(group) || group.right.paused || group.right.policy.failureBrake === undefined) return done
         const [counts] = yield* sql.unsafe<any>(
           `SELECT count(*)::int AS finished, count(*) FILTER (WHERE outcome = 'error')::int AS failed
            FROM grants WHERE group_id = $1::uuid AND version = ANY($2::text[]) AND finished_at IS NOT NULL
@@ -371,7 +405,7 @@ export const make = (options: Options = {}): Effect.Effect<TrackingService, neve
             [group.right.id, braked, group.right.appId, historyVersion, `${group.right.name}: ${braked}; rollout paused`, at]
           )
         }
-        return { transition, braked }
+        return { ...done, braked }
       }))
 
     const grantTransaction = (request: GrantRequest) =>
@@ -503,7 +537,7 @@ export const make = (options: Options = {}): Effect.Effect<TrackingService, neve
             first
           ]
         )
-        return { _tag: "Granted", grantId: Number(granted.id), version } as const
+        return { _tag: "Granted", grantId: Number(granted.id), version, rolloutStarted: first } as const
       }))
 
     // A hold is recorded on the machine with its next batch.

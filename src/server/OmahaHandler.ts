@@ -27,6 +27,8 @@ export interface Options {
   readonly trustedProxies?: ReadonlyArray<string>
   /** Largest request body in bytes; default 1 MiB. */
   readonly maxBodyBytes?: number
+  /** Told of each request the endpoint answers from its body: the HTTP status and the seconds from the body read to the reply. */
+  readonly observe?: (status: number, seconds: number) => void
 }
 
 /** A public base URL that is not an absolute http(s) URL. */
@@ -427,10 +429,16 @@ export const makeEndpoint = (options: Options = {}): Effect.Effect<Endpoint, Inv
         )
       )
 
+    const observe = options.observe
+    const timed = observe === undefined ? answer : (exchange: Exchange, body: Uint8Array) =>
+      Effect.flatMap(Clock.currentTimeNanos, (start) =>
+        Effect.tap(answer(exchange, body), (reply) =>
+          Effect.map(Clock.currentTimeNanos, (end) => observe(reply.status, Number(end - start) / 1e9))))
+
     const endpoint: Endpoint = {
       maxBodyBytes,
       screen,
-      answer,
+      answer: timed,
       bodyTooLarge: refuse(413, `request body could not be read within the ${maxBodyBytes}-byte limit`, {
         connection: "close"
       })

@@ -58,6 +58,9 @@ export const start = (options: StartOptions = {}): Effect.Effect<Fleet, never, S
     Server.layer({ host: "127.0.0.1", port: 0, payloadDirectory, shutdownGrace: Duration.millis(100) }).pipe(
       Layer.provideMerge(updater),
       Layer.provideMerge(Tracking.layer({ flushInterval: Duration.millis(100) })),
+      // The metrics and webhooks the server serves, told by the rollout engine.
+      Layer.provideMerge(Server.layerOperations({ metrics: { processMetrics: false } })),
+      Layer.provide(NodeHttpClient.layer),
       Layer.provideMerge(database),
       Layer.provide(NodeContext.layer),
       Layer.provide(Logger.minimumLogLevel(LogLevel.None))

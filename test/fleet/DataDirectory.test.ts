@@ -8,6 +8,7 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import * as Database from "../../src/fleet/Database.js"
+import { migrations as allMigrations } from "../../src/fleet/migrations/index.js"
 import { bundleEntry } from "./bundleEntry.js"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
@@ -84,7 +85,7 @@ describe("layerPglite", () => {
         ])
       )
       expect(apps).toEqual([{ id: "app", name: "App" }])
-      expect(migrations).toBe(1)
+      expect(migrations).toBe(Object.keys(allMigrations).length)
     }), 60_000)
 
   it.live("refuses a second open of the directory while it is open, naming the holder", () =>

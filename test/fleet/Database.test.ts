@@ -22,7 +22,8 @@ const fleetTables = [
   "instance_status_history",
   "instances",
   "packages",
-  "tokens"
+  "tokens",
+  "webhooks"
 ]
 
 const publicTables = Effect.gen(function*() {
@@ -61,7 +62,7 @@ describeStores("Database", (it, backend) => {
       expect(yield* publicTables).toEqual([...fleetTables, Database.migrationsTable].sort())
       const ran = yield* sql<{ readonly migration_id: number; readonly name: string }>`
         SELECT migration_id, name FROM fleet_migrations ORDER BY migration_id`
-      expect(ran).toEqual([{ migration_id: 1, name: "fleet" }])
+      expect(ran).toEqual([{ migration_id: 1, name: "fleet" }, { migration_id: 2, name: "webhooks" }])
     }))
 
   it.effect("returns values alike: int8 numbers, numeric strings, timestamptz Dates, parsed JSON", () =>
@@ -331,7 +332,7 @@ describePostgres("Database on one PostgreSQL server", (url) => {
         { concurrency: "unbounded" }
       ).pipe(Effect.map((results) => results[0]!))
       expect(tables).toEqual([...fleetTables, Database.migrationsTable].sort())
-      expect(ran).toHaveLength(1)
+      expect(ran).toHaveLength(Object.keys(migrations).length)
     }).pipe(Effect.scoped), 60_000)
 
   it.live("a write through one client reaches a listener of another within a second", () =>

@@ -5,7 +5,7 @@
  * collected instead of printed, and a JSON client over plain HTTP/1.1.
  */
 import { HttpServer } from "@effect/platform"
-import { NodeContext } from "@effect/platform-node"
+import { NodeContext, NodeHttpClient } from "@effect/platform-node"
 import { SqlClient } from "@effect/sql"
 import { Clock, Context, Effect, Layer, Logger, LogLevel } from "effect"
 import * as Fs from "node:fs"
@@ -51,6 +51,8 @@ export const layer = (
       const context = yield* Layer.build(
         Server.layer({ host: "127.0.0.1", port: 0, payloadDirectory, ...options }).pipe(
           Layer.provide(updater),
+          Layer.provideMerge(Server.layerOperations({ metrics: { processMetrics: false } })),
+          Layer.provide(NodeHttpClient.layer),
           Layer.provideMerge(layerPgliteMemoryTest),
           Layer.provide(NodeContext.layer),
           Layer.provide(Logger.replace(Logger.defaultLogger, logger)),

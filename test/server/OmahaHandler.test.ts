@@ -141,6 +141,19 @@ describe("OmahaHandler", () => {
       })
     ))
 
+  it.live("tells `observe` the status and duration of each request it answers", () => {
+    const observed: Array<[number, number]> = []
+    return withServer(({ base }) =>
+      Effect.gen(function*() {
+        yield* call(() => post(base, requestFor(app("a"))))
+        yield* call(() => post(base, requestFor(app("refused-error-unknownApplication"))))
+        yield* call(() => post(base, "<not xml"))
+        expect(observed.map(([status]) => status)).toEqual([200, 400, 400])
+        for (const [, seconds] of observed) expect(seconds).toBeGreaterThan(0)
+        for (const [, seconds] of observed) expect(seconds).toBeLessThan(10)
+      }), { observe: (status, seconds) => observed.push([status, seconds]) })
+  })
+
   it.live("answers error-internal when the backend dies, and keeps serving", () =>
     withServer(({ base }) =>
       Effect.gen(function*() {

@@ -7,8 +7,10 @@
 import type { SqlClient } from "@effect/sql"
 import type { Effect } from "effect"
 import fleet0001 from "./0001_fleet.js"
+import webhooks0002 from "./0002_webhooks.js"
 
 /** The migrations by `<id>_<name>`; ids only grow, and a migration never changes once released. */
 export const migrations: Readonly<Record<string, Effect.Effect<unknown, unknown, SqlClient.SqlClient>>> = {
-  "0001_fleet": fleet0001
+  "0001_fleet": fleet0001,
+  "0002_webhooks": webhooks0002
 }
