@@ -34,6 +34,9 @@ const shellCommands = (): Array<string> =>
     .map((line) => line.trim())
     .filter((line) => line !== "" && !line.startsWith("#"))
 
+/** fleet-server's admin commands that take a verb (`group list`). */
+const adminNouns = ["app", "channel", "floor", "blocklist", "group", "package", "instance", "rollout"]
+
 /** The package's own commands and their bundles (package.json's `bin`). */
 const bins = JSON.parse(Fs.readFileSync(Path.join(root, "package.json"), "utf8")).bin as Record<string, string>
 
@@ -50,13 +53,23 @@ describe("README", () => {
         const name = Object.keys(bins).find((bin) => bins[bin] === word)
         if (name === undefined) return
         expect(words[i - 1], line).toBe("node")
-        const sub = words[i + 1] === "keygen" || words[i + 1] === "serve"
+        const sub = words[i + 1] === "keygen" || words[i + 1] === "serve" || words[i + 1] === "apply"
           ? [words[i + 1]]
-          : words[i + 1] === "token" ? ["token", words[i + 2]] : []
+          : words[i + 1] === "token" || adminNouns.includes(words[i + 1]!)
+          ? [words[i + 1], words[i + 2]]
+          : []
         invocations.add([name, ...sub].join(" "))
       })
     }
     expect([...invocations].sort()).toEqual([
+      "fleet-server apply",
+      "fleet-server group list",
+      "fleet-server instance list",
+      "fleet-server package add",
+      "fleet-server package list",
+      "fleet-server rollout pause",
+      "fleet-server rollout resume",
+      "fleet-server rollout status",
       "fleet-server serve",
       "fleet-server token create",
       "serve-package",

@@ -3,8 +3,9 @@
  * hosted payloads and the admin API on one listener, over the embedded
  * database in a data directory (`--data`, default `./fleet-data`) or a
  * PostgreSQL server (`--database-url`); `token create` makes an API token
- * and prints it once (only its hash is stored). `fleet-server --help` shows
- * the way from nothing to a machine updating.
+ * and prints it once (only its hash is stored). The admin commands (`apply`,
+ * `app`, `group`, `rollout`, ...) are in `FleetAdmin.ts`. `fleet-server
+ * --help` shows the way from nothing to a machine updating.
  */
 import { type CliApp, Command, Options } from "@effect/cli"
 import { HttpMiddleware, HttpServer, type HttpServerError } from "@effect/platform"
@@ -25,6 +26,7 @@ import { Store } from "../fleet/Store.js"
 import * as Sync from "../fleet/Sync.js"
 import { packageVersion } from "../internal/version.js"
 import * as OmahaHandler from "../server/OmahaHandler.js"
+import * as FleetAdmin from "./FleetAdmin.js"
 import * as CommandLine from "./internal/commandLine.js"
 import { type ExitStatusRow, exitStatusHelp } from "./internal/exitStatusHelp.js"
 import { integerAtLeast, withDefault } from "./internal/flags.js"
@@ -50,8 +52,8 @@ export class UnknownCommand extends Schema.TaggedError<UnknownCommand>()("Unknow
 }) {
   override get message(): string {
     return this.command === ""
-      ? "say what to do: serve, or token create; see fleet-server --help"
-      : `unknown command ${JSON.stringify(this.command)}: use serve, or token create; see fleet-server --help`
+      ? "say what to do: serve, token create, apply, or an admin command; see fleet-server --help"
+      : `unknown command ${JSON.stringify(this.command)}: use serve, token create, apply, or an admin command; see fleet-server --help`
   }
 }
 
@@ -73,7 +75,8 @@ export const Exit = {
   /** The listen address is in use, not local, or needs privileges. */
   CannotListen: 4,
   /** The data directory is in use by another process, or cannot be created or written. */
-  DataDirectory: 5
+  DataDirectory: 5,
+  ...FleetAdmin.AdminExit
 } as const
 
 /** Every failure fleet-server can end with. */
@@ -89,6 +92,7 @@ export type FleetServerError =
   | Sync.InvalidSyncChannel
   | Sync.InvalidSyncApp
   | OmahaClient.InvalidServerUrl
+  | FleetAdmin.AdminError
 
 /** A statement failed while a command ran (not at start: the database went away, say). */
 export class DatabaseFailed extends Schema.TaggedError<DatabaseFailed>()("DatabaseFailed", {
@@ -116,7 +120,8 @@ export const exitStatus: (error: FleetServerError) => number = Match.type<FleetS
     CannotListen: () => Exit.CannotListen,
     DataDirectoryLocked: () => Exit.DataDirectory,
     DataDirectoryUnusable: () => Exit.DataDirectory,
-    PayloadStorageFailed: () => Exit.DataDirectory
+    PayloadStorageFailed: () => Exit.DataDirectory,
+    ...FleetAdmin.adminExitCases
   })
 )
 
@@ -129,7 +134,8 @@ const exitCodes: ReadonlyArray<ExitStatusRow> = [
   [Exit.Usage, "invalid command line (flags, listen address, base URL, database URL, size, sync URL, channel or app)"],
   [Exit.Database, "the database cannot be reached, refuses the connection, or cannot be migrated"],
   [Exit.CannotListen, "cannot listen on the address (in use, not local, or a privileged port)"],
-  [Exit.DataDirectory, "the data directory is in use by another process, or cannot be created or written"]
+  [Exit.DataDirectory, "the data directory is in use by another process, or cannot be created or written"],
+  ...FleetAdmin.adminExitCodes
 ]
 
 /** The `--help` footer of every fleet-server command. */
@@ -429,6 +435,16 @@ USAGE
   fleet-server token create --role admin|viewer      make an API token (printed once)
   fleet-server serve --help, fleet-server token create --help    their options
 
+ADMIN COMMANDS (they talk to a running server's API: --server URL or FLEET_SERVER, default
+http://localhost:8000; the token from FLEET_TOKEN or --token-file FILE; tables, or --json)
+  fleet-server apply FILE [--dry-run]                make the server match a fleet file (JSON or YAML)
+  fleet-server app|channel|group|package|instance list|show|create|update|delete
+  fleet-server floor list|set|delete, fleet-server blocklist list|add|delete    a channel's floors and blocks
+  fleet-server package add FILE --version V --app A [--channel C]    upload a payload
+  fleet-server rollout pause|resume|status GROUP     stop, restart, or watch a group's rollout
+  fleet-server activity                              the activity feed, newest first
+  fleet-server NOUN --help, fleet-server NOUN VERB --help            their verbs and options
+
 FROM NOTHING TO A MACHINE UPDATING
   # 1. A token (before serve: the embedded database is one process's), then the server:
   fleet-server token create --role admin --name me > admin.token
@@ -467,8 +483,11 @@ ${exitCodes.map(([status, meaning]) => `${String(status).padStart(5)}  ${meaning
  */
 export const program = (argv: ReadonlyArray<string>) => {
   const [node = "node", script = "fleet-server", first = "", second = ""] = argv
+  const admin = FleetAdmin.dispatch(argv, footer)
   const run: Effect.Effect<void, FleetServerError | CommandLine.UsageError, CliApp.CliApp.Environment> =
-    first === "serve"
+    Option.isSome(admin)
+      ? admin.value
+      : first === "serve"
       ? CommandLine.run(serveCommand, { name: "fleet-server serve", version: packageVersion, footer })([
         node,
         script,

@@ -4,6 +4,7 @@
  * a token, the server, the application, the sample payload, a channel and a
  * group. Then a machine in the group checks in as update_engine does and is
  * offered the payload, which it downloads whole from the codebase it got.
+ * Then the admin commands' block, run as written against the same server.
  */
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
@@ -29,6 +30,25 @@ const walkthrough = (): string => {
   if (block === undefined) throw new Error("README: no fleet-server walk-through")
   return block[1]!
 }
+
+/** The `sh` block of the admin commands, which continues the walk-through. */
+const adminBlock = (): string => {
+  const block = [...readme.matchAll(/```sh\n([\s\S]*?)```/g)].find((m) => m[1]!.includes("apply fixtures/fleet/fleet.yaml"))
+  if (block === undefined) throw new Error("README: no admin commands block")
+  return block[1]!
+}
+
+/** Runs a script with bash to its end. */
+const bash = (script: string, cwd: string) =>
+  new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+    const child = ChildProcess.spawn("bash", ["-euo", "pipefail", "-c", script], { cwd, stdio: ["ignore", "pipe", "pipe"] })
+    let stdout = ""
+    let stderr = ""
+    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()))
+    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()))
+    child.on("error", reject)
+    child.on("close", (status) => resolve({ status, stdout, stderr }))
+  })
 
 const freePort = () =>
   new Promise<number>((resolve) => {
@@ -104,5 +124,39 @@ describe("README fleet-server walk-through", () => {
     const instances = await request(base, "GET", `${appPath}/instances`, { token })
     expect(instances.json.items.map((i: { machineId: string; status: string; group: string }) => [i.machineId, i.status, i.group]))
       .toEqual([["readme-machine-1", "granted", "production"]])
+
+    // The admin commands' block, as written, against the same server.
+    const admin = await bash(
+      adminBlock()
+        .replaceAll("8000", String(port))
+        .replaceAll("node dist/bin/", `node ${Path.join(root, "dist/bin")}/`)
+        .replaceAll("fixtures/", `${Path.join(root, "fixtures")}/`),
+      dir
+    )
+    expect(admin.status, admin.stderr).toBe(0)
+    const fleetFile = Path.join(root, "fixtures/fleet/fleet.yaml")
+    const origin = `http://localhost:${port}`
+    const [dryRun, applied, again] = admin.stdout.split(/^(?=\{e96281a6|no changes)/m)
+    expect(dryRun).toMatch(/^\{e96281a6-d1af-4bde-9a0a-97b76e56dc57\}:\n {2}~ application: description "" -> "Flatcar Container Linux"\n/)
+    expect(dryRun).toContain(`  + channel "beta" (amd64): color "#ff7f0e"\n`)
+    expect(dryRun).toMatch(/^ {2}~ group "production": description "" -> "Everything else, a few at a time, at night", .*policy\.rolloutPercent 100 -> 50/m)
+    expect(dryRun).toMatch(/\n\d+ changes to make \(dry run: nothing was changed\)\n$/)
+    expect(applied).toMatch(new RegExp(`\\nmade \\d+ changes on ${origin}\\n$`))
+    expect(applied!.split("\n").slice(0, -2)).toEqual(dryRun!.split("\n").slice(0, -2))
+    expect(again).toMatch(new RegExp(`^no changes: ${origin} matches ${fleetFile}\\n`))
+    expect(again).toContain('uploaded 9999.0.1 (amd64) as update.gz: ')
+    expect(again).toContain('channel "beta" (amd64) points to 9999.0.1\n')
+    expect(again).toMatch(/^9999\.0\.1 +amd64 +update\.gz +/m)
+    expect(again).toMatch(/^production +stable +stable +enabled +5 per 1 h +50%$/m)
+    expect(again).toContain('paused group "production": waiting for the canaries\ngroup: ')
+    expect(again).toMatch(/^group: +beta \(track "beta", channel "beta"\)\nrollout: +100% of the group, 10 per 10 min\nmachines: +0\n/m)
+    expect(again).toContain("no machines have checked in\nresumed group \"production\"\n")
+    const listed = JSON.parse(again!.slice(again!.indexOf("{\n")))
+    expect(listed.items.map((i: { machineId: string }) => i.machineId)).toEqual(["readme-machine-1"])
+    const channels = await request(base, "GET", `${appPath}/channels`, { token })
+    expect(channels.json.map((c: { name: string; package?: string }) => [c.name, c.package])).toEqual([
+      ["beta", "9999.0.1"],
+      ["stable", "9999.0.0"]
+    ])
   }, 150_000)
 })

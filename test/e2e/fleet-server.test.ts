@@ -198,7 +198,7 @@ describe("fleet-server", () => {
   it("mistakes end with their documented status and one line", async () => {
     const unknown = await run("fleet-server", ["launch"])
     expect(unknown.status).toBe(2)
-    expect(unknown.stderr).toBe(`fleet-server: unknown command "launch": use serve, or token create; see fleet-server --help\n`)
+    expect(unknown.stderr).toBe(`fleet-server: unknown command "launch": use serve, token create, apply, or an admin command; see fleet-server --help\n`)
     const size = await run("fleet-server", ["serve", "--data", Path.join(dir, "other"), "--max-upload-size", "lots"])
     expect(size.status).toBe(2)
     expect(size.stderr).toBe(`fleet-server: invalid --max-upload-size "lots": give bytes, or a number with K, M or G (e.g. 4G)\n`)
