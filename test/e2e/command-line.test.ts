@@ -13,7 +13,7 @@ import type { AddressInfo } from "node:net"
 import * as Path from "node:path"
 import { Platform } from "effect-omaha"
 import { binary, choriaRelease, tempDir } from "../updater/support.js"
-import { binPath, type Ran, run as runCommand, type SpawnOptions } from "./process.js"
+import { binPath, type Ran, run as runCommand, shellWord, type SpawnOptions } from "./process.js"
 
 // Every run here should end at once; one that does not (a command serving, or waiting for input) is killed.
 const run = (name: string, args: ReadonlyArray<string>, options: SpawnOptions = {}) =>
@@ -180,7 +180,7 @@ describe("--help", () => {
     const script = spawnSync("script", ["--version"], { encoding: "utf8" })
     if (script.error !== undefined) return expect.fail("the script command (util-linux) is needed to give the help a terminal")
     const onTerminal = (env: Record<string, string>) =>
-      execFileSync("script", ["-qec", `${process.execPath} ${binPath("update-self")} --help`, "/dev/null"], {
+      execFileSync("script", ["-qec", `${shellWord(process.execPath)} ${shellWord(binPath("update-self"))} --help`, "/dev/null"], {
         encoding: "utf8",
         env: { ...process.env, NO_COLOR: "", TERM: "xterm", ...env }
       })

@@ -20,7 +20,7 @@ import * as Yaml from "yaml"
 import { fixturePath } from "../fixtures.js"
 import { post } from "../server/support.js"
 import { describePostgres, freshDatabase } from "../fleet/support.js"
-import { binPath, type Ran, run, type Running, start, waitFor } from "./process.js"
+import { binPath, type Ran, run, type Running, shellWord, start, waitFor } from "./process.js"
 
 const flatcar = "{e96281a6-d1af-4bde-9a0a-97b76e56dc57}"
 const example = fixturePath("fleet/fleet.yaml")
@@ -259,7 +259,7 @@ describe("fleet-server admin commands", () => {
     // (`script` runs it on a pseudo-terminal; the server is another process, so a blocking spawn is fine.)
     const tty = ChildProcess.spawnSync("script", [
       "-qec",
-      `${process.execPath} ${binPath("fleet-server")} package add ${file} --version 3815.2.5 --app '${flatcar}' --name update.gz --arch all`,
+      `${shellWord(process.execPath)} ${shellWord(binPath("fleet-server"))} package add ${shellWord(file)} --version 3815.2.5 --app '${flatcar}' --name update.gz --arch all`,
       "/dev/null"
     ], { encoding: "utf8", env: { ...process.env, FLEET_SERVER: served.base, FLEET_TOKEN: served.admin, FLEET_APP: "" } })
     expect(tty.status, tty.stdout).toBe(0)

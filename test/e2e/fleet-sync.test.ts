@@ -17,7 +17,7 @@ import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import { request } from "../fleet/http.js"
 import { parse, valueOf } from "../fleet/exposition.js"
-import { run, type Running, start, waitFor } from "./process.js"
+import { linkClone, run, type Running, start, waitFor } from "./process.js"
 
 const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "fleet-sync-e2e-"))
 const data = Path.join(dir, "data")
@@ -174,9 +174,8 @@ describe("README: mirroring a serve-package", () => {
     const script = block![1]!
       .replaceAll("8080", String(upstreamPort))
       .replaceAll("8001", String(mirrorPort))
-      .replaceAll("node dist/bin/", `node ${Path.join(root, "dist/bin")}/`)
-      .replaceAll("fixtures/sample/", `${Path.join(root, "fixtures/sample")}/`)
     const cwd = Fs.mkdtempSync(Path.join(dir, "readme-"))
+    linkClone(cwd)
     const ran = await new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
       let stdout = ""
       let stderr = ""

@@ -1,9 +1,26 @@
 /** Running the built commands as processes, for end-to-end tests. */
 import * as ChildProcess from "node:child_process"
+import * as Fs from "node:fs"
+import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
+
+/** The clone the tests run from. */
+export const root = fileURLToPath(new URL("../..", import.meta.url))
 
 /** The path of a bundled command. */
 export const binPath = (name: string): string => fileURLToPath(new URL(`../../dist/bin/${name}.js`, import.meta.url))
+
+/** One word for `sh -c`, whatever it holds (a clone's path may have spaces). */
+export const shellWord = (word: string): string => `'${word.replaceAll("'", `'\\''`)}'`
+
+/**
+ * Makes `dir` look like the clone to commands run in it as the README writes
+ * them (`node dist/bin/...`, `fixtures/...`): links to the clone's `dist` and
+ * `fixtures`, so the README's text runs unchanged wherever the clone is.
+ */
+export const linkClone = (dir: string): void => {
+  for (const name of ["dist", "fixtures"]) Fs.symlinkSync(Path.join(root, name), Path.join(dir, name))
+}
 
 /** A running command: its output so far, and a way to wait for it to end. */
 export interface Running {
