@@ -289,13 +289,15 @@ export const make = (options: Options = {}): Effect.Effect<TrackingService, neve
       sql.withTransaction(Effect.gen(function*() {
         const facts = factsOf(report.checkIn)
         const at = new Date(facts.at)
-        yield* sql.unsafe(upsertSql(facts.hold !== undefined), columnsOf([facts]))
         const { event } = report
         const finishing = (event.eventResult ?? 0) === 0 || (event.eventType === 3 && event.eventResult === 2)
-        // Grants lock the group before the machine: so does an event that may finish one.
+        // Grants lock the group before the machine: so does an event that may
+        // finish one, before its first write to the machine's row (the upsert
+        // below locks that row), or the two could wait on each other.
         const locked = finishing && facts.groupId !== undefined
           ? (yield* sql.unsafe<any>(`SELECT ${groupColumns} FROM groups WHERE id = $1::uuid FOR NO KEY UPDATE`, [facts.groupId]))[0]
           : undefined
+        yield* sql.unsafe(upsertSql(facts.hold !== undefined), columnsOf([facts]))
         const [state] = yield* sql.unsafe<any>(
           `SELECT status, version, granted_version, grant_id, group_id::text AS group_id FROM instance_apps
            WHERE instance_id = $1 AND app_id = $2 FOR UPDATE`,

@@ -1,7 +1,8 @@
 import { SqlClient } from "@effect/sql"
 import { expect, it } from "@effect/vitest"
-import { Clock, Duration, Effect, TestClock } from "effect"
+import { Clock, Duration, Effect, Exit, Fiber, TestClock } from "effect"
 import { OmahaHandler, Request, Updater, Xml } from "effect-omaha"
+import * as Pg from "pg"
 import * as Rollout from "../../src/fleet/Rollout.js"
 import { readFixture } from "../fixtures.js"
 import { describePostgres, describeStores, freshDatabase, truncateAll } from "./support.js"
@@ -395,6 +396,41 @@ describePostgres("FleetUpdater replicas on one PostgreSQL", (server) => {
       const [grants] = yield* sql`SELECT count(*)::int AS n FROM grants WHERE group_id = ${groupId}::uuid`
       expect(grants).toEqual({ n: 5 })
     }), { timeout: 60_000 })
+
+  it.live("a finishing event waits for the group's lock before it writes the machine's row, as a grant does: no deadlock", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const url = yield* freshDatabase(server)
+      const { groupId } = yield* seed((yield* replicaOn(url)).sql)
+      const a = yield* replicaOn(url)
+      const machine = "d0d0d0"
+      expect((yield* check(a.updater, machineApp(machine, "3760.2.0")))?._tag).toBe("Update")
+      yield* a.tracking.flush
+      // Another replica's grant, by hand: the group's lock first, the machine's row after.
+      const grant = new Pg.Client({ connectionString: url })
+      yield* Effect.acquireRelease(Effect.promise(() => grant.connect()), () => Effect.promise(() => grant.end()))
+      yield* Effect.promise(() => grant.query("BEGIN"))
+      yield* Effect.promise(() => grant.query("SELECT id FROM groups WHERE id = $1::uuid FOR NO KEY UPDATE", [groupId]))
+      // The machine's failure report now waits for that lock.
+      const failed = yield* Effect.fork(check(a.updater, eventApp(machine, "3760.2.0", 3, 0, 10)))
+      yield* eventually(
+        a.sql<{ n: number }>`SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`,
+        (rows) => rows[0]!.n === 1
+      )
+      // The grant goes on to the machine's row and commits; had the event written the row
+      // first, the two would wait on each other until PostgreSQL aborted one.
+      const updated = yield* Effect.promise(() =>
+        grant.query("UPDATE instance_apps SET hold = NULL WHERE instance_id = $1", [machine]).then(
+          (r) => r.rowCount,
+          (e: Error) => e.message
+        )
+      )
+      expect(updated).toBe(1)
+      yield* Effect.promise(() => grant.query("COMMIT"))
+      expect(Exit.isSuccess(yield* Fiber.await(failed))).toBe(true)
+      const rows = yield* a.sql<{ status: string; errorCode: number }>`SELECT status, error_code AS "errorCode" FROM instance_apps
+        WHERE instance_id = ${machine}`
+      expect(rows).toEqual([{ status: "error", errorCode: 10 }])
+    })), { timeout: 30_000 })
 
   it.live("serves a configuration change written through one client from another replica within a second", () =>
     Effect.scoped(Effect.gen(function*() {
