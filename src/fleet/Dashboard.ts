@@ -53,7 +53,7 @@ export interface Asset {
   readonly immutable: boolean
 }
 
-/** The dashboard's files by URL path (`/`, `/assets/main-XXXX.js`). */
+/** The dashboard's files by URL path (`/`, `/assets/main-<hash>.js`). */
 export interface Assets {
   readonly files: ReadonlyMap<string, Asset>
   readonly directory: string
