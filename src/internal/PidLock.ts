@@ -13,6 +13,7 @@ import { FileSystem } from "@effect/platform"
 import { isPlatformError, type PlatformError } from "@effect/platform/Error"
 import { Clock, Effect, Option, Schema, type Scope } from "effect"
 import * as Os from "node:os"
+import * as Path from "node:path"
 import { describeFileError } from "./fileError.js"
 
 /** The lock is held by a process that still runs (or by one on another host, which cannot be checked). */
@@ -140,8 +141,25 @@ export const acquire = (path: string): Effect.Effect<void, LockHeld | LockFailed
         yield* fs.remove(aside, { force: true }).pipe(Effect.ignore)
       })
 
+    // A process killed while it took the lock leaves its staging or stale
+    // copy beside it (`LOCK.<pid>.new`, `LOCK.<pid>.stale`); the holder
+    // removes those of processes that no longer run.
+    const clearLeftovers = Effect.gen(function*() {
+      const prefix = `${Path.basename(path)}.`
+      const names = yield* Effect.orElseSucceed(fs.readDirectory(Path.dirname(path)), () => [])
+      for (const name of names) {
+        const left = name.startsWith(prefix) ? /^(\d+)\.(?:new|stale)$/.exec(name.slice(prefix.length)) : null
+        if (left === null) continue
+        const pid = Number(left[1])
+        if (pid !== process.pid && !isAlive(pid)) {
+          yield* fs.remove(Path.join(Path.dirname(path), name), { force: true }).pipe(Effect.ignore)
+        }
+      }
+    })
+
     for (let attempt = 0; attempt < 5; attempt++) {
       if (yield* tryCreate) {
+        yield* clearLeftovers
         return yield* Effect.addFinalizer(() =>
           Effect.gen(function*() {
             const now = yield* Effect.orElseSucceed(fs.readFileString(path), () => "")

@@ -26,6 +26,26 @@ describe("Lock", () => {
       Fs.rmSync(dir, { recursive: true })
     }).pipe(Effect.provide(NodeContext.layer)))
 
+  it.live("clears the staging and stale copies of processes killed while taking the lock, and keeps a live one's", () =>
+    Effect.gen(function*() {
+      const dir = tempDir()
+      const path = Path.join(dir, "tool.lock")
+      const dead = deadPid()
+      const live = spawn("sleep", ["30"])
+      try {
+        for (const name of [`tool.lock.${dead}.new`, `tool.lock.${dead}.stale`, `tool.lock.${live.pid}.new`, "tool.lock.notes"]) {
+          Fs.writeFileSync(Path.join(dir, name), "{}")
+        }
+        yield* Effect.scoped(Effect.gen(function*() {
+          yield* Lock.acquire(path)
+          expect(Fs.readdirSync(dir).sort()).toEqual(["tool.lock", `tool.lock.${live.pid}.new`, "tool.lock.notes"].sort())
+        }))
+      } finally {
+        live.kill("SIGKILL")
+      }
+      Fs.rmSync(dir, { recursive: true })
+    }).pipe(Effect.provide(NodeContext.layer)))
+
   it.live("takes over a lock left by a process that no longer runs", () =>
     Effect.gen(function*() {
       const dir = tempDir()
